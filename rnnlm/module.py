@@ -1,0 +1,112 @@
+"""LanguageModel: the LightningModule that trains an RNNLanguageModel with teacher forcing.
+
+Every hyperparameter it keeps is a plain type (the tokenizer as its JSON string, configs as dicts), so a
+checkpoint alone rebuilds the model: LanguageModel.load_from_checkpoint(path).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from hydra.utils import instantiate
+
+from rnnlm.data.batch import Batch
+from rnnlm.data.tokenizer import special_ids, tokenizer_from_json
+from rnnlm.metrics import CorpusNLL
+from rnnlm.model import RNNLanguageModel
+
+SPLITS = ("train", "val", "test")
+
+
+class LanguageModel(L.LightningModule):
+    def __init__(
+        self,
+        tokenizer_json: str,
+        model: dict[str, Any],
+        optim: dict[str, Any] | None = None,
+        scheduler: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        # The tokenizer JSON is large: keep it in the checkpoint, out of the logger's hparams table.
+        self.save_hyperparameters(logger=False)
+        self.tokenizer = tokenizer_from_json(tokenizer_json)
+        self.ids = special_ids(self.tokenizer)
+        self.net = RNNLanguageModel(vocab_size=self.tokenizer.get_vocab_size(), **model)
+        # One corpus-NLL accumulator per split (train_nll, val_nll, test_nll).
+        for split in SPLITS:
+            setattr(self, f"{split}_nll", CorpusNLL())
+
+    def forward(self, inputs: torch.Tensor, hidden=None):
+        return self.net(inputs, hidden)
+
+    def summed_nll(self, batch: Batch) -> torch.Tensor:
+        """Teacher-forced NLL summed over every non-pad target of the batch, in one fused RNN call."""
+        logits, _ = self.net(batch.inputs)
+        return F.cross_entropy(
+            logits.flatten(0, 1).float(), batch.targets.flatten(), ignore_index=self.ids["pad"], reduction="sum"
+        )
+
+    def _step(self, batch: Batch, split: str) -> torch.Tensor:
+        nll = self.summed_nll(batch)
+        getattr(self, f"{split}_nll").update(nll, batch.num_tokens)
+        return nll / batch.num_tokens
+
+    def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
+        loss = self._step(batch, "train")
+        self.log("train/loss", loss, on_step=True, on_epoch=False, prog_bar=True, batch_size=batch.num_tokens)
+        return loss
+
+    def validation_step(self, batch: Batch, batch_idx: int) -> None:
+        self._step(batch, "val")
+
+    def test_step(self, batch: Batch, batch_idx: int) -> None:
+        self._step(batch, "test")
+
+    def _log_corpus(self, split: str) -> None:
+        metric = getattr(self, f"{split}_nll")
+        nll = metric.compute()  # syncs the sums across DDP ranks
+        metric.reset()
+        self.log_dict({f"{split}/loss": nll.float(), f"{split}/ppl": nll.exp().float()}, prog_bar=split != "train")
+
+    def on_train_epoch_start(self) -> None:
+        # Lightning only forwards set_epoch to a *sampler*; our batch sampler reshuffles per epoch itself.
+        batch_sampler = getattr(self.trainer.train_dataloader, "batch_sampler", None)
+        if hasattr(batch_sampler, "set_epoch"):
+            batch_sampler.set_epoch(self.current_epoch)
+
+    def on_train_epoch_end(self) -> None:
+        self._log_corpus("train")
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_corpus("val")
+
+    def on_test_epoch_end(self) -> None:
+        self._log_corpus("test")
+
+    def configure_gradient_clipping(self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None):
+        """Clip by global norm and log the pre-clip norm, which clipping computes anyway."""
+        if gradient_clip_algorithm not in (None, "norm"):
+            return super().configure_gradient_clipping(optimizer, gradient_clip_val, gradient_clip_algorithm)
+        params = [p for p in self.parameters() if p.grad is not None]
+        if gradient_clip_val:
+            norm = torch.nn.utils.clip_grad_norm_(params, gradient_clip_val)
+        else:
+            norm = torch.nn.utils.get_total_norm([p.grad for p in params])
+        self.log("train/grad_norm", norm, on_step=True, on_epoch=False)
+
+    def configure_optimizers(self):
+        cfg = dict(self.hparams.optim or {"_target_": "torch.optim.Adam", "lr": 1e-3})
+        optimizer = instantiate(cfg, params=self.parameters())
+        if not self.hparams.scheduler:
+            return optimizer
+        sched_cfg = dict(self.hparams.scheduler)
+        monitor = sched_cfg.pop("monitor", "val/ppl")
+        scheduler = instantiate(sched_cfg, optimizer=optimizer)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "monitor": monitor}}
+
+    @property
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters() if p.requires_grad)
