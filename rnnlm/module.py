@@ -6,6 +6,7 @@ checkpoint alone rebuilds the model: LanguageModel.load_from_checkpoint(path).
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import lightning as L
@@ -19,6 +20,7 @@ from rnnlm.metrics import CorpusNLL
 from rnnlm.model import RNNLanguageModel
 
 SPLITS = ("train", "val", "test")
+log = logging.getLogger("rnnlm")
 
 
 class LanguageModel(L.LightningModule):
@@ -79,6 +81,15 @@ class LanguageModel(L.LightningModule):
 
     def on_train_epoch_end(self) -> None:
         self._log_corpus("train")
+        # One line per epoch for the log file and terminal (progress bars get overwritten). Validation
+        # has already run when it ends the epoch, and callbacks logged tokens/s before this hook.
+        m = self.trainer.callback_metrics
+        parts = [f"epoch {self.current_epoch}"]
+        parts += [f"{k} {float(m[k]):.2f}" for k in ("train/ppl", "val/ppl") if k in m]
+        if "train/tokens_per_sec" in m:
+            parts.append(f"{float(m['train/tokens_per_sec']):.0f} tokens/s")
+        if self.trainer.is_global_zero:
+            log.info(" | ".join(parts))
 
     def on_validation_epoch_end(self) -> None:
         self._log_corpus("val")

@@ -19,6 +19,15 @@ from rnnlm.module import LanguageModel
 log = logging.getLogger(__name__)
 
 
+def _drop_adverts(record: logging.LogRecord) -> bool:
+    return not str(record.msg).startswith("💡 Tip")
+
+
+# Lightning prints product tips through its rank-zero loggers; they are noise in every run's log.
+for _name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero"):
+    logging.getLogger(_name).addFilter(_drop_adverts)
+
+
 def _plain(cfg: Any) -> Any:
     return OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else cfg
 
@@ -76,6 +85,3 @@ def objective(metrics: dict[str, float], name: str | None) -> float | None:
         log.warning("optimized_metric=%s was not logged; known: %s", name, ", ".join(sorted(metrics)))
         return None
     return metrics[name]
-
-
-
