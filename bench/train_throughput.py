@@ -7,6 +7,9 @@ Three loops over the very same batches (the first --batches of epoch 0 from the 
   plain       what a notebook would write: the same nn.Module, F.cross_entropy, torch.optim.Adam
   plain+      the same loop with fused Adam, as rnnlm configures it (the same math as the framework)
   rnnlm       DataModule + LanguageModel + lightning Trainer, as train.py builds them
+and, for reference, pytorch/examples' word_language_model loop on the same tokens:
+  stream      one token stream cut into 20 columns, 35-step truncated BPTT, hidden state carried,
+              plain SGD (lr 20): a different batching, so a context figure, not a like-for-like one
 The first --warmup batches of each run are not timed; rounds are interleaved so that machine noise
 hits all loops alike; each cell is a median (min-max) over --repeats rounds.
 """
@@ -46,6 +49,33 @@ def plain_loop(cfg, batches, warmup: int, fast: bool, bf16: bool) -> float:
         opt.step()
         tokens += b.num_tokens
     return tokens / (time.perf_counter() - start)
+
+
+def stream_loop(cfg, datamodule, num_batches: int, warmup: int, bf16: bool) -> float:
+    L.seed_everything(cfg.seed)
+    _, module, _ = build(cfg)
+    net, (bsz, bptt) = module.net, (20, 35)
+    tokens = torch.from_numpy(datamodule.splits["train"].tokens[: bsz * bptt * (num_batches + 1) + 1].astype("int64"))
+    columns = tokens[: (len(tokens) - 1) // bsz * bsz].view(bsz, -1)  # (20, T): batch first, like rnnlm
+    hidden, counted, start = None, 0, 0.0
+    for i in range(num_batches):
+        if i == warmup:
+            counted, start = 0, time.perf_counter()
+        x, y = columns[:, i * bptt : (i + 1) * bptt], columns[:, i * bptt + 1 : (i + 1) * bptt + 1]
+        if hidden is not None:
+            hidden = tuple(h.detach() for h in hidden) if isinstance(hidden, tuple) else hidden.detach()
+        amp = torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+        with amp:
+            logits, hidden = net(x, hidden)
+        loss = F.cross_entropy(logits.flatten(0, 1).float(), y.flatten())
+        net.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.trainer.gradient_clip_val)
+        with torch.no_grad():
+            for p in net.parameters():
+                p.add_(p.grad, alpha=-20.0)
+        counted += y.numel()
+    return counted / (time.perf_counter() - start)
 
 
 class _Clock(L.Callback):
@@ -96,22 +126,24 @@ def main() -> None:
         dm, _, _ = build(cfg)
         batches = list(dm.train_dataloader())[: args.batches]
         bf16 = args.precision == "bf16-mixed"
-        runs: dict[str, list[float]] = {"plain": [], "plain+": [], "rnnlm": []}
+        runs: dict[str, list[float]] = {"plain": [], "plain+": [], "rnnlm": [], "stream": []}
         for _ in range(args.repeats):
             runs["plain"].append(plain_loop(cfg, batches, args.warmup, fast=False, bf16=bf16))
             runs["plain+"].append(plain_loop(cfg, batches, args.warmup, fast=True, bf16=bf16))
             runs["rnnlm"].append(framework_loop(cfg, args.batches, args.warmup))
+            runs["stream"].append(stream_loop(cfg, dm, args.batches, args.warmup, bf16=bf16))
         med = {k: statistics.median(v) for k, v in runs.items()}
         rows.append((cell, runs, med))
 
     print(f"\n{args.layers}x{args.hidden}, {args.precision}, {args.batches - args.warmup} timed batches, "
           f"median (min-max) of {args.repeats}; target tokens/s")  # fmt: skip
-    print("| cell | plain | plain+ | rnnlm | rnnlm / plain | rnnlm / plain+ |")
-    print("|---|---|---|---|---|---|")
+    print("| cell | plain | plain+ | rnnlm | rnnlm / plain | rnnlm / plain+ | stream (reference) |")
+    print("|---|---|---|---|---|---|---|")
     for cell, runs, med in rows:
         print(
             f"| {cell} | {median_spread(runs['plain'])} | {median_spread(runs['plain+'])} | "
-            f"{median_spread(runs['rnnlm'])} | {med['rnnlm'] / med['plain']:.2f} | {med['rnnlm'] / med['plain+']:.2f} |"
+            f"{median_spread(runs['rnnlm'])} | {med['rnnlm'] / med['plain']:.2f} | "
+            f"{med['rnnlm'] / med['plain+']:.2f} | {median_spread(runs['stream'])} |"
         )
 
 

@@ -93,3 +93,16 @@ def test_user_errors_end_in_one_sentence(override, message, tiny_corpus, tmp_pat
     assert proc.returncode == 2
     assert message in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_bf16_mixed_precision_trains(tiny_corpus, tmp_path):
+    run_dir = tmp_path / "run"
+    proc = run_train(*tiny_overrides(tiny_corpus, run_dir), "trainer.precision=bf16-mixed", cwd=tmp_path)
+    val_ppl = float(SUMMARY.fullmatch(proc.stdout.strip().splitlines()[-1]).group(1))
+    assert 1.0 < val_ppl < 20
+
+
+def test_tensorboard_logger(tiny_corpus, tmp_path):
+    run_dir = tmp_path / "run"
+    run_train(*tiny_overrides(tiny_corpus, run_dir), "logger=tensorboard", "trainer.max_epochs=1", cwd=tmp_path)
+    assert list((run_dir / "tensorboard").glob("events.out.tfevents.*"))
