@@ -106,3 +106,12 @@ def test_tensorboard_logger(tiny_corpus, tmp_path):
     run_dir = tmp_path / "run"
     run_train(*tiny_overrides(tiny_corpus, run_dir), "logger=tensorboard", "trainer.max_epochs=1", cwd=tmp_path)
     assert list((run_dir / "tensorboard").glob("events.out.tfevents.*"))
+
+
+def test_sgd_with_plateau_scheduler(tiny_corpus, tmp_path):
+    run_dir = tmp_path / "run"
+    overrides = [*tiny_overrides(tiny_corpus, run_dir), "optim=sgd", "optim.lr=1.0", "scheduler=plateau"]
+    run_train(*overrides, "trainer.max_epochs=3", cwd=tmp_path)
+    lrs = [float(r["lr-SGD"]) for r in metrics_rows(run_dir) if r.get("lr-SGD")]
+    assert lrs[0] == 1.0 and len(lrs) == 3
+    assert len(epoch_values(run_dir, "val/ppl")) == 3
