@@ -15,7 +15,8 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     if not p.is_file():
         raise UserError(f"ckpt_path={path} is not a file: give the path of a .ckpt written by rnnlm.")
     try:
-        ckpt = torch.load(p, map_location="cpu", weights_only=True)
+        # mmap: only the hyperparameters are needed here; tensors stay on disk until touched.
+        ckpt = torch.load(p, map_location="cpu", weights_only=True, mmap=True)
     except Exception as err:
         raise UserError(
             f"ckpt_path={path} could not be read as a checkpoint ({type(err).__name__}): "

@@ -115,3 +115,12 @@ def test_sgd_with_plateau_scheduler(tiny_corpus, tmp_path):
     lrs = [float(r["lr-SGD"]) for r in metrics_rows(run_dir) if r.get("lr-SGD")]
     assert lrs[0] == 1.0 and len(lrs) == 3
     assert len(epoch_values(run_dir, "val/ppl")) == 3
+
+
+def test_a_checkpoint_that_is_not_one_is_named(tiny_corpus, tmp_path):
+    bad = tmp_path / "half.ckpt"
+    bad.write_bytes(b"PK\x03\x04 truncated")
+    for path, message in ((tmp_path / "missing.ckpt", "is not a file"), (bad, "could not be read as a checkpoint")):
+        proc = run_train(*tiny_overrides(tiny_corpus, tmp_path / "run"), f"ckpt_path={path}", cwd=tmp_path, check=False)
+        assert proc.returncode == 2 and f"ckpt_path={path} {message}" in proc.stderr
+        assert "Traceback" not in proc.stderr
