@@ -66,11 +66,15 @@ class RNNLanguageModel(nn.Module):
         if self.decoder.weight is not self.embedding.weight:
             nn.init.uniform_(self.decoder.weight, -0.1, 0.1)
 
+    def features(self, inputs: torch.Tensor, hidden: Hidden | None = None) -> tuple[torch.Tensor, Hidden]:
+        """inputs (batch, time) token ids -> what the output layer reads (batch, time, width), final state."""
+        out, hidden = self.rnn(self.drop(self.embedding(inputs)), hidden)
+        return self.head(self.drop(out)), hidden
+
     def forward(self, inputs: torch.Tensor, hidden: Hidden | None = None) -> tuple[torch.Tensor, Hidden]:
         """inputs (batch, time) token ids -> logits (batch, time, vocab) and the final hidden state."""
-        x = self.drop(self.embedding(inputs))
-        out, hidden = self.rnn(x, hidden)
-        return self.decoder(self.head(self.drop(out))), hidden
+        features, hidden = self.features(inputs, hidden)
+        return self.decoder(features), hidden
 
 
 def check_model_args(

@@ -37,6 +37,15 @@ def tiny_corpus(tmp_path_factory) -> dict[str, Path]:
     return paths
 
 
+@pytest.fixture(scope="session")
+def trained(tiny_corpus, tmp_path_factory) -> Path:
+    """The run folder of a 3-epoch tiny train.py run (checkpoints/, csv/, samples.txt)."""
+    tmp = tmp_path_factory.mktemp("trained")
+    run_dir = tmp / "run"
+    run_train(*tiny_overrides(tiny_corpus, run_dir), "trainer.max_epochs=3", cwd=tmp)
+    return run_dir
+
+
 def tiny_overrides(corpus: dict[str, Path], run_dir: Path) -> list[str]:
     """A train.py run that takes seconds: tiny data, tiny model, CPU."""
     return [
@@ -56,12 +65,12 @@ def tiny_overrides(corpus: dict[str, Path], run_dir: Path) -> list[str]:
     ]
 
 
-def run_train(*overrides: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
+def run_train(*overrides: str, cwd: Path, check: bool = True, script: str = "train.py") -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "HYDRA_FULL_ERROR": "1"}
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "train.py"), *overrides],
+        [sys.executable, str(ROOT / script), *overrides],
         cwd=cwd, env=env, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     if check and proc.returncode != 0:
-        raise AssertionError(f"train.py failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
+        raise AssertionError(f"{script} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
     return proc

@@ -1,0 +1,59 @@
+"""run(cfg): what generate.py does, generating or scoring from a checkpoint, terminal or JSON lines."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+from rnnlm.data.sources import read_lines
+from rnnlm.generation import GenerationConfig, Generator, load_model
+from rnnlm.scoring import score
+
+
+def _write_jsonl(path: str, rows: list[dict]) -> None:
+    """Atomically: a failed run never leaves a half-written output file."""
+    target = Path(path).expanduser()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            for row in rows:
+                f.write(json.dumps(row, ensure_ascii=False) + "\n")
+        os.replace(tmp, target)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def run(cfg: DictConfig) -> None:
+    model = load_model(cfg.ckpt_path, cfg.device)
+    if cfg.score_path:
+        result = score(model, read_lines(cfg.score_path, "score_path"), cfg.batch_size)
+        rows = [
+            {"text": s, "logprob": float(lp), "tokens": int(n), "ppl": float(p)}
+            for s, lp, n, p in zip(result.sentences, result.logprob, result.tokens, result.ppl)
+        ]
+        if cfg.output:
+            _write_jsonl(cfg.output, rows)
+        else:
+            for r in rows:
+                print(f"{r['logprob']:10.3f}  ppl {r['ppl']:9.2f}  {r['text']}")
+        print(f"corpus ppl {result.corpus_ppl:.4f} over {len(rows)} sentences, {int(result.tokens.sum())} tokens")
+        return
+
+    prompts = read_lines(cfg.prompt_file, "prompt_file") if cfg.prompt_file else [cfg.prompt]
+    gen_cfg = GenerationConfig(
+        strategy=cfg.strategy, max_len=cfg.max_len, temperature=cfg.temperature, top_k=cfg.top_k,
+        top_p=cfg.top_p, beam_size=cfg.beam_size, length_penalty=cfg.length_penalty, seed=cfg.seed,
+    )  # fmt: skip
+    results = Generator(model).generate(prompts, cfg.num_samples, gen_cfg)
+    if cfg.output:
+        _write_jsonl(cfg.output, [r.to_dict() for r in results])
+        print(f"wrote {len(results)} results to {cfg.output}")
+    else:
+        for r in results:
+            print(f"[{r.logprob:8.2f}] {r.prompt + ' ' if r.prompt else ''}\u00bb {r.text}")

@@ -1,0 +1,240 @@
+"""Writing text with a trained model: greedy, sampled (temperature, top-k, top-p) and beam search.
+
+Every strategy runs all prompts x samples (or prompts x beams) as one batch: each prompt is read once,
+its hidden state is repeated, and one RNN step per generated token serves the whole batch.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+
+from rnnlm.checkpoint import read_checkpoint
+from rnnlm.errors import UserError
+from rnnlm.module import LanguageModel
+from rnnlm.sampling import sample_tokens
+
+log = logging.getLogger(__name__)
+STRATEGIES = ("greedy", "sample", "beam")
+DECODE_ROWS = 128  # rows per block through the output layer and the draw (see Generator._choose)
+
+
+@dataclass
+class GenerationConfig:
+    strategy: str = "sample"
+    max_len: int = 30  # generated tokens, <eos> included
+    temperature: float = 1.0
+    top_k: int = 0  # 0 = no top-k filter
+    top_p: float = 1.0  # 1.0 = no nucleus filter
+    beam_size: int = 5
+    length_penalty: float = 1.0  # beams are ranked by log-prob / length ** length_penalty
+    seed: int | None = None
+    bf16: bool = False  # run the model under bf16 autocast: ~2x faster on CPUs with AVX-512 BF16 and GPUs
+
+    def check(self) -> None:
+        if self.strategy not in STRATEGIES:
+            raise UserError(f"strategy={self.strategy} is not known: use one of {', '.join(STRATEGIES)}.")
+        if self.max_len < 1:
+            raise UserError(f"max_len={self.max_len} must be at least 1.")
+        if self.strategy == "sample" and self.temperature <= 0:
+            raise UserError(f"temperature={self.temperature} must be > 0 with strategy=sample (use strategy=greedy).")
+        if not 0 < self.top_p <= 1:
+            raise UserError(f"top_p={self.top_p} must be in (0, 1]: 1 keeps every token.")
+        if self.top_k < 0:
+            raise UserError(f"top_k={self.top_k} must be >= 0 (0 = no top-k filter).")
+        if self.beam_size < 1:
+            raise UserError(f"beam_size={self.beam_size} must be at least 1.")
+
+
+@dataclass
+class Generated:
+    prompt: str
+    text: str  # the continuation only
+    tokens: list[str]
+    logprob: float  # model log-probability of the continuation (<eos> included when generated), nats
+    settings: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def load_model(ckpt_path: str | Path, device: str = "auto") -> LanguageModel:
+    """Rebuild a LanguageModel from its checkpoint alone (the tokenizer travels inside it)."""
+    ckpt = read_checkpoint(ckpt_path)
+    model = LanguageModel(**ckpt["hyper_parameters"])
+    model.load_state_dict(ckpt["state_dict"])
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    return model.to(device).eval()
+
+
+def _select(hidden, index: torch.Tensor):
+    """Pick batch rows (dim 1) of an RNN state: a tensor, or an LSTM's (h, c)."""
+    if isinstance(hidden, tuple):
+        return tuple(h.index_select(1, index) for h in hidden)
+    return hidden.index_select(1, index)
+
+
+class Generator:
+    def __init__(self, model: LanguageModel) -> None:
+        self.model = model.eval()
+        self.tok = model.tokenizer
+        self.ids = model.ids
+        self.device = next(model.parameters()).device
+        self.bf16 = False
+        self._never = torch.tensor([self.ids["pad"], self.ids["sos"]], device=self.device)
+
+    # -- prompts ----------------------------------------------------------------------------------------
+    def encode_prompt(self, prompt: str) -> list[int]:
+        """<sos> + the prompt's ids; words outside the vocabulary become <unk> with a warning."""
+        enc = self.tok.encode(prompt, add_special_tokens=False)
+        # enc.tokens shows "<unk>" for unknown words: take the user's words from the offsets.
+        words = [prompt[a:b] for a, b in enc.offsets]
+        unknown = [w for w, i in zip(words, enc.ids) if i == self.ids["unk"] and w != "<unk>"]
+        if unknown:
+            log.warning("prompt %r: %s not in the vocabulary, read as <unk>", prompt, ", ".join(unknown))
+        return [self.ids["sos"], *enc.ids]
+
+    @torch.no_grad()
+    def _read_prompts(self, prompts: list[str], copies: int):
+        """Read every prompt once, prompts of one length in one batch; return the output-layer inputs at
+        each prompt's last position and the RNN states, each row repeated `copies` times."""
+        encoded = [self.encode_prompt(p) for p in prompts]
+        by_length: dict[int, list[int]] = {}
+        for i, ids in enumerate(encoded):
+            by_length.setdefault(len(ids), []).append(i)
+        order, feats, states = [], [], []
+        for rows in by_length.values():
+            f, hidden = self._features(torch.tensor([encoded[i] for i in rows], device=self.device))
+            order += rows
+            feats.append(f[:, -1])
+            states.append(hidden)
+        # Row j of the concatenation holds prompt order[j]; gather rows back into prompt order, repeated.
+        where = torch.empty(len(prompts), dtype=torch.long, device=self.device)
+        where[torch.tensor(order, device=self.device)] = torch.arange(len(prompts), device=self.device)
+        index = where.repeat_interleave(copies)
+        if isinstance(states[0], tuple):
+            hidden = tuple(torch.cat([s[k] for s in states], dim=1) for k in range(len(states[0])))
+        else:
+            hidden = torch.cat(states, dim=1)
+        return torch.cat(feats).index_select(0, index), _select(hidden, index)
+
+    def _features(self, tokens: torch.Tensor, hidden=None):
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
+            return self.model.net.features(tokens, hidden)
+
+    @torch.no_grad()
+    def _step(self, tokens: torch.Tensor, hidden):
+        feats, hidden = self._features(tokens[:, None], hidden)
+        return feats[:, -1], hidden
+
+    def _log_probs(self, feats: torch.Tensor) -> torch.Tensor:
+        """Next-token log-probabilities with <pad> and <sos> (never valid next tokens) at -inf."""
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
+            logits = self.model.net.decoder(feats)
+        logp = torch.log_softmax(logits.float(), dim=-1)
+        return logp.index_fill_(-1, self._never, float("-inf"))
+
+    @torch.no_grad()
+    def _choose(self, feats: torch.Tensor, cfg: GenerationConfig, gen) -> tuple[torch.Tensor, torch.Tensor]:
+        """Next token and its model log-probability for every row. The output layer and the draw run on
+        blocks of rows: a block's logits stay in cache for the softmax passes (~40% faster on CPU)."""
+        tokens, logprobs = [], []
+        for f in feats.split(DECODE_ROWS):
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
+                logits = self.model.net.decoder(f).float()
+            lse = torch.logsumexp(logits, dim=-1)  # of the model's own distribution: what log-probs report
+            logits.index_fill_(-1, self._never, float("-inf"))
+            tok = logits.argmax(-1) if cfg.strategy == "greedy" else sample_tokens(
+                logits, cfg.temperature, cfg.top_k, cfg.top_p, gen)  # fmt: skip
+            tokens.append(tok)
+            logprobs.append(logits.gather(1, tok[:, None]).squeeze(1).double() - lse.double())
+        return torch.cat(tokens), torch.cat(logprobs)
+
+    def _decode(self, ids: list[int]) -> tuple[str, list[str]]:
+        words = [self.tok.id_to_token(i) for i in ids if i != self.ids["eos"]]
+        return " ".join(words), words
+
+    # -- strategies -------------------------------------------------------------------------------------
+    def generate(self, prompts: list[str], num_samples: int = 1, cfg: GenerationConfig | None = None):
+        """num_samples continuations of each prompt (beam: the num_samples best beams), prompt by prompt."""
+        cfg = cfg or GenerationConfig()
+        cfg.check()
+        self.bf16 = cfg.bf16
+        if num_samples < 1:
+            raise UserError(f"num_samples={num_samples} must be at least 1.")
+        if cfg.strategy == "beam":
+            if num_samples > cfg.beam_size:
+                raise UserError(f"num_samples={num_samples} is more than beam_size={cfg.beam_size}: raise beam_size.")
+            return self._beam(prompts, num_samples, cfg)
+        return self._sample(prompts, num_samples, cfg)
+
+    def _settings(self, cfg: GenerationConfig) -> dict:
+        keys = {"greedy": ("max_len",), "sample": ("max_len", "temperature", "top_k", "top_p", "seed"),
+                "beam": ("max_len", "beam_size", "length_penalty")}[cfg.strategy]  # fmt: skip
+        return {"strategy": cfg.strategy, **{k: getattr(cfg, k) for k in keys}, **({"bf16": True} if cfg.bf16 else {})}
+
+    def _sample(self, prompts: list[str], n: int, cfg: GenerationConfig) -> list[Generated]:
+        gen = None
+        if cfg.strategy == "sample" and cfg.seed is not None:
+            gen = torch.Generator(device=self.device).manual_seed(cfg.seed)
+        feats, hidden = self._read_prompts(prompts, n)
+        batch = feats.shape[0]
+        out = torch.full((batch, cfg.max_len), self.ids["pad"], dtype=torch.long, device=self.device)
+        total = torch.zeros(batch, device=self.device, dtype=torch.float64)
+        active = torch.arange(batch, device=self.device)  # rows still generating
+        for t in range(cfg.max_len):
+            nxt, logprob = self._choose(feats, cfg, gen)
+            out[active, t] = nxt
+            total[active] += logprob
+            going = nxt != self.ids["eos"]
+            if t == cfg.max_len - 1 or not bool(going.any()):
+                break
+            # Finished rows leave the batch: later steps only pay for sentences still being written.
+            keep = going.nonzero().squeeze(1)
+            active, nxt, hidden = active[keep], nxt[keep], _select(hidden, keep)
+            feats, hidden = self._step(nxt, hidden)
+        results = []
+        settings = self._settings(cfg)
+        for row in range(batch):
+            ids = [i for i in out[row].tolist() if i != self.ids["pad"]]
+            text, words = self._decode(ids)
+            results.append(Generated(prompts[row // n], text, words, float(total[row]), settings))
+        return results
+
+    def _beam(self, prompts: list[str], n_best: int, cfg: GenerationConfig) -> list[Generated]:
+        k, P = cfg.beam_size, len(prompts)
+        eos, pad = self.ids["eos"], self.ids["pad"]
+        feats, hidden = self._read_prompts(prompts, k)
+        logp = self._log_probs(feats)  # (P*k, V)
+        vocab = logp.shape[-1]
+        scores = torch.full((P, k), float("-inf"), device=self.device, dtype=torch.float64)
+        scores[:, 0] = 0.0  # all beams start identical: expand only the first at step one
+        seqs = torch.empty((P * k, 0), dtype=torch.long, device=self.device)
+        done = torch.zeros(P * k, dtype=torch.bool, device=self.device)
+        for t in range(cfg.max_len):
+            # A finished beam continues only with <pad>, at no cost, so it keeps its score and its place.
+            step = logp.double().masked_fill(done[:, None], float("-inf"))
+            step[:, pad] = torch.where(done, 0.0, float("-inf"))
+            cand = (scores.view(-1, 1) + step).view(P, k * vocab)
+            scores, flat = cand.topk(k, dim=-1)
+            beam = (flat // vocab) + torch.arange(P, device=self.device)[:, None] * k
+            beam, token = beam.view(-1), (flat % vocab).view(-1)
+            seqs = torch.cat([seqs.index_select(0, beam), token[:, None]], dim=1)
+            done = done.index_select(0, beam) | (token == eos)
+            if bool(done.all()) or t == cfg.max_len - 1:
+                break
+            feats, hidden = self._step(token, _select(hidden, beam))
+            logp = self._log_probs(feats)
+        lengths = (seqs != pad).sum(-1).clamp(min=1).view(P, k).double()
+        ranked = (scores / lengths**cfg.length_penalty).argsort(dim=-1, descending=True)
+        results, settings = [], self._settings(cfg)
+        for p in range(P):
+            for j in ranked[p, :n_best].tolist():
+                ids = [i for i in seqs[p * k + j].tolist() if i != pad]
+                text, words = self._decode(ids)
+                results.append(Generated(prompts[p], text, words, float(scores[p, j]), settings))
+        return results
