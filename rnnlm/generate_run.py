@@ -48,7 +48,7 @@ def run(cfg: DictConfig) -> None:
     prompts = read_lines(cfg.prompt_file, "prompt_file") if cfg.prompt_file else [cfg.prompt]
     gen_cfg = GenerationConfig(
         strategy=cfg.strategy, max_len=cfg.max_len, temperature=cfg.temperature, top_k=cfg.top_k,
-        top_p=cfg.top_p, beam_size=cfg.beam_size, length_penalty=cfg.length_penalty, seed=cfg.seed,
+        top_p=cfg.top_p, beam_size=cfg.beam_size, length_penalty=cfg.length_penalty, seed=cfg.seed, bf16=cfg.bf16,
     )  # fmt: skip
     results = Generator(model).generate(prompts, cfg.num_samples, gen_cfg)
     if cfg.output:
