@@ -166,6 +166,8 @@ class Generator:
         self.bf16 = cfg.bf16
         if num_samples < 1:
             raise UserError(f"num_samples={num_samples} must be at least 1.")
+        if not prompts:
+            raise UserError("there are no prompts: give at least one (an empty string starts from <sos>).")
         if cfg.strategy == "beam":
             if num_samples > cfg.beam_size:
                 raise UserError(f"num_samples={num_samples} is more than beam_size={cfg.beam_size}: raise beam_size.")
