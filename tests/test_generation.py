@@ -61,9 +61,12 @@ def test_top_k_only_draws_from_the_k_best(gen):
     assert firsts <= allowed and len(firsts) == 2
 
 
-@pytest.mark.parametrize("strategy", ["sample", "beam"])
-def test_reported_logprob_equals_rescoring(gen, strategy):
-    cfg = GenerationConfig(strategy, max_len=40, beam_size=4, seed=1)
+@pytest.mark.parametrize(
+    "strategy, extra", [("sample", {}), ("sample", dict(temperature=0.7, top_k=6, top_p=0.9)), ("beam", {})]
+)
+def test_reported_logprob_equals_rescoring(gen, strategy, extra):
+    # The model's own log-probability, whatever the temperature and filters used to choose.
+    cfg = GenerationConfig(strategy, max_len=40, beam_size=4, seed=1, **extra)
     results = gen.generate([""], 4, cfg)
     finished = [r for r in results if 0 < len(r.tokens) < cfg.max_len]  # ended with <eos>
     assert finished
