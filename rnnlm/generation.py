@@ -98,7 +98,6 @@ class Generator:
             log.warning("prompt %r: %s not in the vocabulary, read as <unk>", prompt, ", ".join(unknown))
         return [self.ids["sos"], *enc.ids]
 
-    @torch.no_grad()
     def _read_prompts(self, prompts: list[str], copies: int):
         """Read every prompt once, prompts of one length in one batch; return the output-layer inputs at
         each prompt's last position and the RNN states, each row repeated `copies` times."""
@@ -122,29 +121,30 @@ class Generator:
             hidden = torch.cat(states, dim=1)
         return torch.cat(feats).index_select(0, index), _select(hidden, index)
 
+    def _autocast(self):
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16)
+
     def _features(self, tokens: torch.Tensor, hidden=None):
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
+        with self._autocast():
             return self.model.net.features(tokens, hidden)
 
-    @torch.no_grad()
     def _step(self, tokens: torch.Tensor, hidden):
         feats, hidden = self._features(tokens[:, None], hidden)
         return feats[:, -1], hidden
 
     def _log_probs(self, feats: torch.Tensor) -> torch.Tensor:
         """Next-token log-probabilities with <pad> and <sos> (never valid next tokens) at -inf."""
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
+        with self._autocast():
             logits = self.model.net.decoder(feats)
         logp = torch.log_softmax(logits.float(), dim=-1)
         return logp.index_fill_(-1, self._never, float("-inf"))
 
-    @torch.no_grad()
     def _choose(self, feats: torch.Tensor, cfg: GenerationConfig, gen) -> tuple[torch.Tensor, torch.Tensor]:
         """Next token and its model log-probability for every row. The output layer and the draw run on
         blocks of rows: a block's logits stay in cache for the passes over the vocabulary."""
         tokens, logprobs = [], []
         for f in feats.split(DECODE_ROWS):
-            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
+            with self._autocast():
                 logits = self.model.net.decoder(f).float()
             if cfg.strategy == "greedy":
                 lse = torch.logsumexp(logits, dim=-1)
@@ -176,6 +176,7 @@ class Generator:
         return " ".join(words), words
 
     # -- strategies -------------------------------------------------------------------------------------
+    @torch.no_grad()  # the whole search: no step may build an autograd graph
     def generate(self, prompts: list[str], num_samples: int = 1, cfg: GenerationConfig | None = None):
         """num_samples continuations of each prompt (beam: the num_samples best beams), prompt by prompt."""
         cfg = cfg or GenerationConfig()
