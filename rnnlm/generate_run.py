@@ -9,7 +9,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from rnnlm.data.sources import read_lines
+from rnnlm.data.reading import read_lines
 from rnnlm.generation import GenerationConfig, Generator, load_model
 from rnnlm.scoring import score
 

@@ -79,6 +79,13 @@ class LanguageModel(L.LightningModule):
         if hasattr(batch_sampler, "set_epoch"):
             batch_sampler.set_epoch(self.current_epoch)
 
+    def on_train_batch_start(self, batch: Batch, batch_idx: int) -> None:
+        # The sampler's position for mid-epoch checkpoints: batches up to this one count as trained on
+        # (the loader itself runs ahead of training by its prefetch, so it cannot count for itself).
+        batch_sampler = getattr(self.trainer.train_dataloader, "batch_sampler", None)
+        if hasattr(batch_sampler, "consumed"):
+            batch_sampler.consumed = batch_idx + 1
+
     def on_train_epoch_end(self) -> None:
         self._log_corpus("train")
         # One line per epoch for the log file and terminal (progress bars get overwritten). Validation

@@ -27,6 +27,14 @@ def make_sentences(n: int, seed: int) -> list[str]:
     return out
 
 
+@pytest.fixture(scope="session", autouse=True)
+def corpus_cache(tmp_path_factory) -> Path:
+    """Runs of train.py keep encoded corpora here, never in the user's home."""
+    d = tmp_path_factory.mktemp("cache")
+    os.environ["RNNLM_CACHE_DIR"] = str(d)
+    return d
+
+
 @pytest.fixture(scope="session")
 def tiny_corpus(tmp_path_factory) -> dict[str, Path]:
     d = tmp_path_factory.mktemp("corpus")

@@ -26,8 +26,8 @@ def test_length_filters(tiny_corpus):
     dm.prepare()
     lengths = dm.splits["train"].lengths
     assert lengths.min() >= 4 and lengths.max() <= 6
-    st = dm.filter_stats["train"]
-    assert st.kept + st.too_short + st.too_long == 240 and st.too_short > 0 and st.too_long > 0
+    st = dm.meta["filters"]["train"]
+    assert st["kept"] + st["too_short"] + st["too_long"] == 240 and st["too_short"] > 0 and st["too_long"] > 0
 
 
 def test_unknown_source_is_refused():

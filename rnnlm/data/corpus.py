@@ -11,7 +11,9 @@ from itertools import chain
 
 import numpy as np
 from tokenizers import Tokenizer
+from tqdm import tqdm
 
+from rnnlm.data.tokenizer import EOS
 from rnnlm.errors import UserError
 
 
@@ -46,31 +48,77 @@ class FilterStats:
     too_long: int
 
 
+CHUNK = 1000  # sentences per string handed to the tokenizer
+GROUP = 100  # chunks per encode call: bounds the memory of the tokenizer's Encoding objects
+
+
+def encode_ids(sentences: list[str], tok: Tokenizer) -> tuple[np.ndarray, np.ndarray]:
+    """All sentences' token ids back to back (int32) and each sentence's length.
+
+    The tokenizer's per-call overhead dominates for short sentences, so sentences are joined into chunks
+    with the <eos> special between them: special tokens are cut out before normalising and
+    pre-tokenizing, so every piece is encoded exactly as it would be alone (tested), and the <eos>
+    positions give the sentence boundaries back. 2x faster than one encode per sentence, half the memory.
+    """
+    eos = tok.token_to_id(EOS)
+    encode = getattr(tok, "encode_batch_fast", tok.encode_batch)  # no character offsets: faster
+    parts, lengths = [], []
+    # disable=None: a bar on a terminal only, never in log files; small splits need none.
+    quiet = True if len(sentences) < 10**5 else None
+    bar = tqdm(total=len(sentences), desc="encoding", unit=" sentences", disable=quiet)
+    for g in range(0, len(sentences), CHUNK * GROUP):
+        group = [sentences[i : i + CHUNK] for i in range(g, min(g + CHUNK * GROUP, len(sentences)), CHUNK)]
+        for sents, enc in zip(group, encode([EOS.join(c) + EOS for c in group], add_special_tokens=False)):
+            ids = np.asarray(enc.ids, dtype=np.int32)
+            ends = np.flatnonzero(ids == eos)
+            if len(ends) != len(sents):  # a sentence holds a literal "<eos>": encode this chunk one by one
+                one = [e.ids for e in tok.encode_batch(sents, add_special_tokens=False)]
+                lengths.append(np.fromiter(map(len, one), dtype=np.int64, count=len(one)))
+                parts.append(np.fromiter(chain.from_iterable(one), dtype=np.int32, count=int(lengths[-1].sum())))
+                continue
+            lengths.append(np.diff(ends, prepend=-1) - 1)
+            parts.append(np.delete(ids, ends))
+        bar.update(sum(map(len, group)))
+    bar.close()
+    if not parts:
+        return np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.int64)
+    return np.concatenate(parts), np.concatenate(lengths).astype(np.int64)
+
+
 def encode_split(
     sentences: list[str], tok: Tokenizer, min_len: int = 1, max_len: int | None = None, name: str = "train"
 ) -> tuple[EncodedSplit, FilterStats]:
     """Encode sentences and keep those with min_len <= tokens <= max_len."""
-    ids = [e.ids for e in tok.encode_batch(sentences, add_special_tokens=False)]
-    short = sum(1 for s in ids if len(s) < min_len)
-    long = sum(1 for s in ids if max_len is not None and len(s) > max_len)
+    tokens, lengths = encode_ids(sentences, tok)
+    short_mask = lengths < min_len
+    long_mask = lengths > max_len if max_len is not None else np.zeros_like(short_mask)
+    short, long = int(short_mask.sum()), int(long_mask.sum())
     if short or long:
-        ids = [s for s in ids if len(s) >= min_len and (max_len is None or len(s) <= max_len)]
-    if not ids:
+        keep = ~(short_mask | long_mask)
+        tokens = tokens[np.repeat(keep, lengths)]
+        lengths = lengths[keep]
+    if len(lengths) == 0:
         raise UserError(
             f"the length limits removed every {name} sentence ({short} shorter than data.min_len={min_len}, "
             f"{long} longer than data.max_len={max_len}): widen data.min_len / data.max_len."
         )
-    return EncodedSplit.from_ids(ids), FilterStats(len(ids), short, long)
+    offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    return EncodedSplit(tokens, offsets), FilterStats(len(lengths), short, long)
 
 
 def encode_splits(
     sentences: dict[str, list[str]], tok: Tokenizer, min_len: int = 1, max_len: int | None = None
 ) -> tuple[dict[str, EncodedSplit], dict[str, FilterStats]]:
-    if min_len < 1:
-        raise UserError(f"data.min_len={min_len} must be at least 1: an empty sentence has nothing to predict.")
-    if max_len is not None and max_len < min_len:
-        raise UserError(f"data.max_len={max_len} is below data.min_len={min_len}: raise data.max_len.")
+    check_lengths(min_len, max_len)
     out, stats = {}, {}
     for split, sents in sentences.items():
         out[split], stats[split] = encode_split(sents, tok, min_len, max_len, split)
     return out, stats
+
+
+def check_lengths(min_len: int, max_len: int | None) -> None:
+    if min_len < 1:
+        raise UserError(f"data.min_len={min_len} must be at least 1: an empty sentence has nothing to predict.")
+    if max_len is not None and max_len < min_len:
+        raise UserError(f"data.max_len={max_len} is below data.min_len={min_len}: raise data.max_len.")

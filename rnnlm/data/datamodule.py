@@ -1,24 +1,37 @@
-"""SentenceDataModule: sentences -> tokenizer -> encoded splits -> bucketed teacher-forcing batches."""
+"""SentenceDataModule: source -> tokenizer -> encoded splits (cached on disk) -> bucketed teacher-forcing batches."""
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import time
+from pathlib import Path
 from typing import Any
 
 import lightning as L
-import numpy as np
+import torch.distributed as dist
 from torch.utils.data import DataLoader
 
-from rnnlm.data import sources
+from rnnlm.data import cache
 from rnnlm.data.batch import SentenceDataset, keep_batch
-from rnnlm.data.corpus import EncodedSplit, FilterStats, encode_splits
+from rnnlm.data.corpus import EncodedSplit, check_lengths, encode_splits
 from rnnlm.data.sampler import BucketBatchSampler
+from rnnlm.data.sources import make_source
+from rnnlm.data.summary import describe
 from rnnlm.data.tokenizer import build_tokenizer, special_ids, tokenizer_from_json
-from rnnlm.errors import UserError
 
 log = logging.getLogger(__name__)
 
-SOURCES = {"ptb": sources.ptb_sentences, "text": sources.text_sentences}
+
+class ResumableLoader(DataLoader):
+    """A DataLoader whose position Lightning saves in checkpoints (it calls state_dict on stateful loaders)
+    and restores on resume, so a run resumed mid-epoch continues with the batches it had not yet seen."""
+
+    def state_dict(self) -> dict[str, Any]:
+        return self.batch_sampler.state_dict()
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.batch_sampler.load_state_dict(state)
 
 
 class SentenceDataModule(L.LightningDataModule):
@@ -27,43 +40,93 @@ class SentenceDataModule(L.LightningDataModule):
         source: str = "ptb",
         tokenizer: dict[str, Any] | None = None,
         tokenizer_json: str | None = None,
-        batch_size: int = 32,
+        batch_size: int | None = 32,
+        max_tokens: int | None = None,
         eval_batch_size: int | None = None,
         bucket_width: int = 1,
         min_len: int = 1,
         max_len: int | None = None,
         num_workers: int = 0,
         seed: int = 0,
+        cache_dir: str | None = None,
         **source_args: Any,
     ) -> None:
         """`tokenizer` holds build settings (kind, vocab_size, ...); `tokenizer_json` reuses a saved one
-        (from a checkpoint) instead of learning a new one. `source_args` go to the source (e.g. paths)."""
+        (from a checkpoint) instead of learning a new one. `source_args` go to the source (paths, ...).
+        `cache_dir` keeps encoded corpora between runs (None: encode every time)."""
         super().__init__()
-        if source not in SOURCES:
-            raise UserError(f"data.source={source} is not known: use one of {', '.join(SOURCES)}.")
-        self.source, self.source_args = source, source_args
+        check_lengths(min_len, max_len)
+        self.source = make_source(source, seed=seed, **source_args)  # checks paths before anything is read
         self.tokenizer_cfg = dict(tokenizer or {})
         self.tokenizer_json = tokenizer_json
-        self.batch_size, self.eval_batch_size = batch_size, eval_batch_size or batch_size
+        self.given_tokenizer_json = tokenizer_json  # from a checkpoint: encode with it, learn nothing
+        self.batch_size, self.max_tokens = batch_size, max_tokens
+        self.eval_batch_size = eval_batch_size or batch_size
         self.bucket_width, self.min_len, self.max_len = bucket_width, min_len, max_len
         self.num_workers, self.seed = num_workers, seed
+        self.cache_dir = Path(cache_dir).expanduser() if cache_dir else None
         self.tokenizer = None
         self.splits: dict[str, EncodedSplit] | None = None
-        self.filter_stats: dict[str, FilterStats] = {}
+        self.meta: dict[str, Any] = {}
+        self.samplers: dict[str, BucketBatchSampler] = {}
 
     # -- building -------------------------------------------------------------------------------------
+    def fingerprint(self) -> dict[str, Any]:
+        """Everything that changes the encoded corpus: the source's files and settings, the tokenizer."""
+        if self.given_tokenizer_json is not None:
+            tokenizer = {"json_sha256": hashlib.sha256(self.given_tokenizer_json.encode()).hexdigest()}
+        else:
+            tokenizer = self.tokenizer_cfg
+        return {**self.source.fingerprint(), "tokenizer": tokenizer, "min_len": self.min_len, "max_len": self.max_len}
+
+    @property
+    def cache_folder(self) -> Path | None:
+        if self.cache_dir is None:
+            return None
+        return self.cache_dir / f"{self.source.name}-{cache.cache_key(self.fingerprint())}"
+
     def prepare(self) -> None:
-        """Read, tokenize and encode every split once (idempotent; Lightning calls setup per stage)."""
+        """Load the encoded corpus from the cache, or read, tokenize, encode and cache it (idempotent)."""
         if self.splits is not None:
             return
-        sentences = SOURCES[self.source](**self.source_args)
-        if self.tokenizer_json is not None:
-            self.tokenizer = tokenizer_from_json(self.tokenizer_json)
+        t0 = time.perf_counter()
+        folder = self.cache_folder
+        hit = cache.load(folder) if folder is not None else None
+        if hit is not None:
+            self.splits, self.tokenizer_json, self.meta = hit
+            log.info("encoded corpus loaded from %s in %.1fs", folder, time.perf_counter() - t0)
         else:
-            self.tokenizer = build_tokenizer(sentences["train"], **self.tokenizer_cfg)
-            self.tokenizer_json = self.tokenizer.to_str()
-        self.splits, self.filter_stats = encode_splits(sentences, self.tokenizer, self.min_len, self.max_len)
-        self._log_summary()
+            self._build()
+            if folder is not None:
+                cache.save(folder, self.splits, self.tokenizer_json, self.meta)
+            log.info("corpus read, tokenized and encoded in %.1fs%s", time.perf_counter() - t0,
+                     f"; cached in {folder}" if folder is not None else "")  # fmt: skip
+        self.tokenizer = tokenizer_from_json(self.tokenizer_json)
+        for line in describe(self.splits, self.meta, self.ids["unk"], self.vocab_size):
+            log.info(line)
+
+    def _build(self) -> None:
+        raw = self.source.read()
+        for key, n in raw.notes.undecodable_lines.items():
+            log.warning("%s: %d lines held bytes that are not UTF-8; they were replaced with U+FFFD", key, n)
+        if self.given_tokenizer_json is None:
+            tok = build_tokenizer(raw.splits["train"], **self.tokenizer_cfg)
+            self.tokenizer_json = tok.to_str()
+            how = ", ".join(f"{k}={v}" for k, v in {"kind": "word", **self.tokenizer_cfg}.items())
+        else:
+            tok = tokenizer_from_json(self.given_tokenizer_json)
+            how = "the checkpoint's tokenizer"
+        self.splits, stats = encode_splits(raw.splits, tok, self.min_len, self.max_len)
+        self.meta = {
+            "fingerprint": self.fingerprint(), "min_len": self.min_len, "max_len": self.max_len, "tokenizer": how,
+            "filters": {s: vars(st) for s, st in stats.items()},
+            "undecodable_lines": raw.notes.undecodable_lines,
+        }  # fmt: skip
+
+    def prepare_data(self) -> None:
+        # Lightning runs this on one process per node before setup(): the others then load the cache.
+        if self.cache_dir is not None:
+            self.prepare()
 
     def setup(self, stage: str | None = None) -> None:
         self.prepare()
@@ -78,37 +141,29 @@ class SentenceDataModule(L.LightningDataModule):
         self.prepare()
         return special_ids(self.tokenizer)
 
-    def _log_summary(self) -> None:
-        unk = self.ids["unk"]
-        for split, data in self.splits.items():
-            st = self.filter_stats[split]
-            lens = data.lengths
-            log.info(
-                "%-5s %7d sentences (%d too short, %d too long dropped), %8d tokens, length %d-%d (mean %.1f), "
-                "<unk> %.2f%%",
-                split, st.kept, st.too_short, st.too_long, len(data.tokens), lens.min(), lens.max(),
-                lens.mean(), 100.0 * np.count_nonzero(data.tokens == unk) / max(len(data.tokens), 1),
-            )  # fmt: skip
-        log.info("vocabulary: %d tokens (specials included)", self.vocab_size)
-
     # -- loaders --------------------------------------------------------------------------------------
     def sampler(self, split: str) -> BucketBatchSampler:
         train = split == "train"
+        distributed = dist.is_available() and dist.is_initialized()
         return BucketBatchSampler(
             self.splits[split].lengths,
             batch_size=self.batch_size if train else self.eval_batch_size,
+            max_tokens=self.max_tokens,
             bucket_width=self.bucket_width,
             shuffle=train,
             seed=self.seed,
+            num_replicas=dist.get_world_size() if distributed else 1,
+            rank=dist.get_rank() if distributed else 0,
         )
 
     def _loader(self, split: str) -> DataLoader:
         self.prepare()
         ids = self.ids
         dataset = SentenceDataset(self.splits[split], ids["pad"], ids["sos"], ids["eos"])
-        return DataLoader(
+        self.samplers[split] = self.sampler(split)
+        return (ResumableLoader if split == "train" else DataLoader)(
             dataset,
-            batch_sampler=self.sampler(split),
+            batch_sampler=self.samplers[split],
             collate_fn=keep_batch,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,

@@ -1,13 +1,16 @@
-"""BucketBatchSampler: batches of sentences of (nearly) one length, reshuffled every epoch.
+"""BucketBatchSampler: batches of sentences of (nearly) one length, reshuffled every epoch, sharded over
+DDP ranks, resumable mid-epoch.
 
 Grouping by length means almost no padding: with bucket_width=1 every batch holds sentences of exactly
-one length, so the model never runs over a pad token. The shuffle is a pure function of (seed, epoch), so
-two runs with the same seed see the same batches, and a resumed run can rebuild any epoch's order.
+one length, so the model never runs over a pad token. The order is a pure function of (seed, epoch), so
+two runs with the same seed see the same batches, every rank can compute the same global order without
+talking to the others, and a resumed run can rebuild any epoch and skip what it had already trained on.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 from torch.utils.data import Sampler
@@ -16,53 +19,120 @@ from rnnlm.errors import UserError
 
 
 class BucketBatchSampler(Sampler[list[int]]):
+    """Sentence ids in batches; `batch_size` sentences a batch, or `max_tokens` padded tokens a batch.
+
+    With num_replicas > 1 each rank gets every num_replicas-th batch of one global order, and every rank
+    the same number of batches: when the count does not divide, the biggest batches are halved until it
+    does, so each sentence is still seen exactly once per epoch across ranks (nothing dropped or repeated).
+    """
+
     def __init__(
         self,
         lengths: np.ndarray,
-        batch_size: int,
+        batch_size: int | None = 32,
+        max_tokens: int | None = None,
         bucket_width: int = 1,
         shuffle: bool = True,
         seed: int = 0,
+        num_replicas: int = 1,
+        rank: int = 0,
     ) -> None:
-        if batch_size < 1:
-            raise UserError(f"data.batch_size={batch_size} must be at least 1.")
+        if max_tokens is None and (batch_size is None or batch_size < 1):
+            raise UserError(f"data.batch_size={batch_size} must be at least 1 (or set data.max_tokens).")
+        if max_tokens is not None and max_tokens < 1:
+            raise UserError(f"data.max_tokens={max_tokens} must be at least 1 (or null to batch by data.batch_size).")
         if bucket_width < 1:
             raise UserError(f"data.bucket_width={bucket_width} must be at least 1 (1 = exact lengths).")
+        if not 0 <= rank < num_replicas:
+            raise ValueError(f"rank {rank} is not in [0, {num_replicas})")
         self.lengths = np.asarray(lengths, dtype=np.int64)
-        self.batch_size = batch_size
-        self.bucket_width = bucket_width
-        self.shuffle = shuffle
-        self.seed = seed
+        if len(self.lengths) < num_replicas:
+            raise UserError(
+                f"{len(self.lengths)} sentences cannot be shared by {num_replicas} processes: use fewer devices."
+            )
+        self.batch_size, self.max_tokens, self.bucket_width = batch_size, max_tokens, bucket_width
+        self.shuffle, self.seed = shuffle, seed
+        self.num_replicas, self.rank = num_replicas, rank
         self.epoch = 0
+        self.consumed = 0  # batches of this epoch already trained on (set by the training loop)
+        self._resume_at = 0  # where the next __iter__ starts (after load_state_dict)
         # Bucket of a sentence: lengths 1..w -> 0, w+1..2w -> 1, ...
         self.keys = (self.lengths - 1) // bucket_width
-        counts = np.bincount(self.keys) if len(self.keys) else np.zeros(0, dtype=np.int64)
-        self._num_batches = int(np.sum(-(-counts // batch_size)))
+        self._num_batches = len(self._global_batches(0, shuffle=False)) // num_replicas
 
+    # -- the order -------------------------------------------------------------------------------------
+    def _rows(self, width: np.ndarray) -> np.ndarray:
+        """Sentences per batch for buckets whose padded width (longest + 1 for <sos>/<eos>) is `width`."""
+        if self.max_tokens is None:
+            return np.full_like(width, self.batch_size)
+        return np.maximum(1, self.max_tokens // width)
+
+    def _global_batches(self, epoch: int, shuffle: bool) -> list[np.ndarray]:
+        rng = np.random.default_rng([self.seed, epoch])
+        n = len(self.lengths)
+        # A random permutation followed by a stable sort on the bucket key shuffles within each bucket.
+        ids = rng.permutation(n) if shuffle else np.arange(n)
+        ids = ids[np.argsort(self.keys[ids], kind="stable")]
+        keys = self.keys[ids]
+        bucket_start = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
+        bucket_end = np.r_[bucket_start[1:], n]
+        width = np.maximum.reduceat(self.lengths[ids], bucket_start) + 1
+        starts = np.concatenate([np.arange(s, e, r) for s, e, r in zip(bucket_start, bucket_end, self._rows(width))])
+        batches = np.split(ids, starts[1:])
+        if self.num_replicas > 1:
+            batches = self._divisible(batches)
+        if shuffle:
+            batches = [batches[i] for i in rng.permutation(len(batches))]
+        return batches
+
+    def _divisible(self, batches: list[np.ndarray]) -> list[np.ndarray]:
+        """Halve the biggest batches until the count divides by num_replicas (deterministic)."""
+        while len(batches) % self.num_replicas:
+            i = max(range(len(batches)), key=lambda j: (len(batches[j]), -j))
+            if len(batches[i]) < 2:
+                raise UserError(
+                    f"{len(batches)} one-sentence batches cannot be shared evenly by {self.num_replicas} processes: "
+                    f"use fewer devices."
+                )
+            big = batches.pop(i)
+            half = (len(big) + 1) // 2
+            batches[i:i] = [big[:half], big[half:]]
+        return batches
+
+    def batches(self, epoch: int | None = None) -> list[np.ndarray]:
+        """This rank's batches of one epoch, in the order they are served (arrays of sentence indices)."""
+        epoch = self.epoch if epoch is None else epoch
+        return self._global_batches(epoch, self.shuffle)[self.rank :: self.num_replicas]
+
+    # -- the Sampler protocol --------------------------------------------------------------------------
     def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
+        if epoch != self.epoch:
+            self.epoch, self._resume_at, self.consumed = epoch, 0, 0
 
     def __len__(self) -> int:
         return self._num_batches
 
-    def batches(self, epoch: int | None = None) -> list[np.ndarray]:
-        """All batches of one epoch, in the order they are served (arrays of sentence indices)."""
-        epoch = self.epoch if epoch is None else epoch
-        rng = np.random.default_rng([self.seed, epoch])
-        n = len(self.lengths)
-        # A random permutation followed by a stable sort on the bucket key shuffles within each bucket.
-        ids = rng.permutation(n) if self.shuffle else np.arange(n)
-        ids = ids[np.argsort(self.keys[ids], kind="stable")]
-        keys = self.keys[ids]
-        bucket_start = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
-        starts = np.concatenate(
-            [np.arange(s, e, self.batch_size) for s, e in zip(bucket_start, np.r_[bucket_start[1:], n])]
-        )
-        batches = np.split(ids, starts[1:])
-        if self.shuffle:
-            batches = [batches[i] for i in rng.permutation(len(batches))]
-        return batches
-
     def __iter__(self) -> Iterator[list[int]]:
-        for batch in self.batches():
+        start, self._resume_at = self._resume_at, 0
+        for batch in self.batches()[start:]:
             yield batch.tolist()
+
+    # -- mid-epoch resume ------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "epoch": self.epoch, "consumed": self.consumed, "seed": self.seed, "num_replicas": self.num_replicas,
+            "num_sentences": len(self.lengths), "num_batches": self._num_batches,
+        }  # fmt: skip
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        mine = self.state_dict()
+        for key in ("seed", "num_replicas", "num_sentences", "num_batches"):
+            if state.get(key) != mine[key]:
+                raise UserError(
+                    f"the checkpoint was saved mid-epoch with a different batch order ({key} {state.get(key)} there, "
+                    f"{mine[key]} now): resume with the same data, batch and device settings, or from an "
+                    f"end-of-epoch checkpoint."
+                )
+        self.epoch, self.consumed, self._resume_at = state["epoch"], state["consumed"], state["consumed"]
+        if self.consumed >= self._num_batches:  # saved at the end of an epoch: the next one starts afresh
+            self.epoch, self.consumed, self._resume_at = self.epoch + 1, 0, 0

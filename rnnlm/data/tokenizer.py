@@ -1,19 +1,38 @@
-"""Tokenizers built with HF `tokenizers`; specials are always the first ids.
+"""Tokenizers built with HF `tokenizers`: word, char or BPE, specials always ids 0-3.
 
-The tokenizer is serialised as its JSON string, which travels inside checkpoints so that a checkpoint
-alone is enough to generate or score text.
+The tokenizer is serialised as its JSON string, which travels inside checkpoints (and next to the cached
+corpus as tokenizer.json) so that a checkpoint alone is enough to generate or score text.
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable
 
-from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
+from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 
 from rnnlm.errors import UserError
 
 PAD, UNK, SOS, EOS = "<pad>", "<unk>", "<sos>", "<eos>"
 SPECIALS = (PAD, UNK, SOS, EOS)
+KINDS = ("word", "char", "bpe")
+
+
+def _pipeline(tok: Tokenizer, kind: str, lowercase: bool, split_punct: bool) -> Tokenizer:
+    """Normaliser, pre-tokenizer and decoder of each kind."""
+    if lowercase:
+        tok.normalizer = normalizers.Lowercase()
+    if kind == "word":
+        # WhitespaceSplit keeps pre-tokenized text (PTB's "n't", "'s") as it is; Whitespace also cuts
+        # punctuation off words ("it!" -> "it", "!"), which raw prose needs.
+        tok.pre_tokenizer = pre_tokenizers.Whitespace() if split_punct else pre_tokenizers.WhitespaceSplit()
+    elif kind == "char":
+        tok.pre_tokenizer = pre_tokenizers.Split(Regex("."), "isolated")  # every character, spaces included
+        tok.decoder = decoders.Fuse()
+    else:
+        tok.pre_tokenizer = pre_tokenizers.Metaspace()  # spaces become "▁", so decoding restores them
+        tok.decoder = decoders.Metaspace()
+    return tok
 
 
 def build_tokenizer(
@@ -22,37 +41,45 @@ def build_tokenizer(
     vocab_size: int | None = None,
     min_freq: int = 1,
     lowercase: bool = False,
+    split_punct: bool = False,
 ) -> Tokenizer:
     """Learn a tokenizer from the training sentences only.
 
-    `vocab_size` counts the specials; None keeps every word seen at least `min_freq` times.
+    `vocab_size` counts the specials; None keeps every word (or character) seen at least `min_freq`
+    times. BPE needs a vocab_size: it is the number of merges to learn.
     """
-    if kind != "word":
-        raise UserError(f"tokenizer.kind={kind} is not known: use tokenizer=word.")
+    if kind not in KINDS:
+        raise UserError(f"tokenizer.kind={kind} is not known: use tokenizer=word, tokenizer=char or tokenizer=bpe.")
     if vocab_size is not None and vocab_size <= len(SPECIALS):
         raise UserError(
-            f"tokenizer.vocab_size={vocab_size} leaves no room for words after the {len(SPECIALS)} specials "
-            f"{' '.join(SPECIALS)}: set it above {len(SPECIALS)} or to null."
+            f"tokenizer.vocab_size={vocab_size} leaves no room for tokens after the {len(SPECIALS)} specials "
+            f"{' '.join(SPECIALS)}: set it above {len(SPECIALS)}" + (" or to null." if kind != "bpe" else ".")
         )
-    norm = normalizers.Lowercase() if lowercase else None
-    counter = Tokenizer(models.WordLevel(unk_token=UNK))
-    counter.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    if norm is not None:
-        counter.normalizer = norm
-    trainer = trainers.WordLevelTrainer(vocab_size=10**9, min_frequency=min_freq, special_tokens=[])
-    counter.train_from_iterator(sentences, trainer)
+    if min_freq < 1:
+        raise UserError(f"tokenizer.min_freq={min_freq} must be at least 1.")
+    progress = sys.stderr.isatty()
+    if kind == "bpe":
+        if vocab_size is None:
+            raise UserError("tokenizer=bpe needs tokenizer.vocab_size (e.g. 8000): it sets how many merges to learn.")
+        tok = _pipeline(Tokenizer(models.BPE(unk_token=UNK)), kind, lowercase, split_punct)
+        trainer = trainers.BpeTrainer(
+            vocab_size=vocab_size, min_frequency=min_freq, special_tokens=list(SPECIALS), show_progress=progress
+        )
+        tok.train_from_iterator(sentences, trainer)  # the trainer gives the specials ids 0-3
+        return tok
 
+    counter = _pipeline(Tokenizer(models.WordLevel(unk_token=UNK)), kind, lowercase, split_punct)
+    trainer = trainers.WordLevelTrainer(
+        vocab_size=10**9, min_frequency=min_freq, special_tokens=[], show_progress=progress
+    )
+    counter.train_from_iterator(sentences, trainer)
     # The trainer gives a word that also appears in the text (PTB's literal "<unk>") its frequency rank
     # instead of the special's id, leaving a hole; so rank the words ourselves, specials first.
     words = [w for w, _ in sorted(counter.get_vocab().items(), key=lambda kv: kv[1]) if w not in SPECIALS]
     if vocab_size is not None:
         words = words[: vocab_size - len(SPECIALS)]
-    vocab = {tok: i for i, tok in enumerate((*SPECIALS, *words))}
-
-    tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token=UNK))
-    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    if norm is not None:
-        tok.normalizer = norm
+    vocab = {t: i for i, t in enumerate((*SPECIALS, *words))}
+    tok = _pipeline(Tokenizer(models.WordLevel(vocab=vocab, unk_token=UNK)), kind, lowercase, split_punct)
     tok.add_special_tokens(list(SPECIALS))
     return tok
 

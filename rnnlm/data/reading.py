@@ -1,0 +1,125 @@
+"""Reading user files: clear errors for bad paths, lenient UTF-8, and sentence splitting of raw prose."""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from rnnlm.errors import UserError
+
+log = logging.getLogger(__name__)
+
+REPLACEMENT = "\ufffd"
+# A blank line (possibly holding spaces) ends a paragraph; single newlines inside one are hard wraps.
+_PARAGRAPH_BREAK = re.compile(r"\n[ \t\r\f\v]*\n")
+
+
+@dataclass
+class ReadNotes:
+    """What reading changed about the input, for the data summary."""
+
+    undecodable_lines: dict[str, int] = field(default_factory=dict)  # config key -> lines with bad bytes
+
+    def merge(self, other: ReadNotes) -> None:
+        for key, n in other.undecodable_lines.items():
+            self.undecodable_lines[key] = self.undecodable_lines.get(key, 0) + n
+
+
+def check_file(path: str | Path | None, key: str, what: str = "a text file") -> Path:
+    """The path as a Path, or one sentence saying what is wrong with it."""
+    if path is None or str(path).strip() == "":
+        raise UserError(f"{key} is not set: give {key}=PATH to {what}.")
+    p = Path(path).expanduser()
+    if not p.exists():
+        raise UserError(f"{key}={path} does not exist: point {key} at {what}.")
+    if p.is_dir():
+        raise UserError(f"{key}={path} is a directory: point {key} at {what}, not a folder.")
+    return p
+
+
+def decode(data: bytes, key: str, notes: ReadNotes) -> str:
+    """UTF-8 text; undecodable bytes become U+FFFD and the number of lines they hit is reported."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    text = data.decode("utf-8", errors="replace")
+    # Lines that held U+FFFD before decoding are rare; counting all lines with one is close enough.
+    bad = sum(1 for line in text.split("\n") if REPLACEMENT in line)
+    notes.undecodable_lines[key] = notes.undecodable_lines.get(key, 0) + bad
+    return text
+
+
+def read_text(path: str | Path, key: str, notes: ReadNotes) -> str:
+    p = check_file(path, key)
+    data = p.read_bytes()
+    if not data:
+        raise UserError(f"{key}={path} is empty: give a file with some text in it.")
+    text = decode(data, key, notes)
+    if not text.strip():
+        raise UserError(f"{key}={path} holds only blank lines: give a file with some text in it.")
+    return text
+
+
+def nonblank_lines(text: str) -> list[str]:
+    return [line for line in (raw.strip() for raw in text.split("\n")) if line]
+
+
+class SentenceSplitter:
+    """Raw prose -> sentences with `sentencex` (rule-based, offline, ~40 MB/s): paragraphs are the
+    blocks between blank lines, their hard-wrapped lines are joined before splitting."""
+
+    def __init__(self, language: str = "en") -> None:
+        from sentencex import segment
+
+        self.language, self._segment = language, segment
+
+    def __call__(self, text: str) -> list[str]:
+        out: list[str] = []
+        for para in _PARAGRAPH_BREAK.split(text):
+            para = " ".join(para.split())
+            if para:
+                out.extend(s for s in (s.strip() for s in self._segment(self.language, para)) if s)
+        return out
+
+
+def sentences_of(text: str, split: bool, language: str = "en") -> list[str]:
+    """One sentence per non-blank line, or the sentences of raw prose."""
+    return SentenceSplitter(language)(text) if split else nonblank_lines(text)
+
+
+def carve(items: list, fractions: dict[str, float], seed: int, what: str) -> tuple[list, dict[str, list]]:
+    """Take deterministic random fractions of `items` (sentences, rows, reviews) out as new splits.
+
+    Returns (rest, {split: items}); each part keeps the input order. `what` names the items in errors,
+    e.g. "sentences in data.train_path".
+    """
+    n = len(items)
+    counts = {}
+    for split, frac in fractions.items():
+        if not 0.0 <= frac < 1.0:
+            raise UserError(f"data.{split}_fraction={frac} must lie in [0, 1): it is the share of {what}.")
+        counts[split] = int(round(n * frac))
+        if counts[split] == 0:
+            raise UserError(
+                f"data.{split}_fraction={frac} leaves the {split} split empty ({n} {what}): "
+                f"raise data.{split}_fraction or give data.{split}_path."
+            )
+    if sum(counts.values()) >= n:
+        taken = ", ".join(f"data.{s}_fraction={f}" for s, f in fractions.items())
+        raise UserError(f"{taken} leave nothing to train on out of {n} {what}: lower them.")
+    order = np.random.default_rng(seed).permutation(n)
+    carved, start = {}, 0
+    for split, k in counts.items():
+        carved[split] = [items[i] for i in np.sort(order[start : start + k])]
+        start += k
+    return [items[i] for i in np.sort(order[start:])], carved
+
+
+def read_lines(path: str | Path, key: str) -> list[str]:
+    """The non-blank lines of a UTF-8 text file (prompts, sentences to score)."""
+    return nonblank_lines(read_text(path, key, ReadNotes()))
