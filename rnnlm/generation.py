@@ -172,8 +172,9 @@ class Generator:
         return tok, weights.gather(1, tok[:, None]).squeeze(1).log() * cfg.temperature - log_total
 
     def _decode(self, ids: list[int]) -> tuple[str, list[str]]:
-        words = [self.tok.id_to_token(i) for i in ids if i != self.ids["eos"]]
-        return " ".join(words), words
+        ids = [i for i in ids if i != self.ids["eos"]]
+        # The tokenizer's own decoder: words joined by spaces, characters fused, BPE "▁" marks made spaces.
+        return self.tok.decode(ids, skip_special_tokens=False), [self.tok.id_to_token(i) for i in ids]
 
     # -- strategies -------------------------------------------------------------------------------------
     @torch.no_grad()  # the whole search: no step may build an autograd graph

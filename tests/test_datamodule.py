@@ -63,3 +63,34 @@ def test_worker_processes_serve_the_same_batches(tiny_corpus):
     a = [b.inputs.tolist() for b in inline.train_dataloader()]
     b = [b.inputs.tolist() for b in workers.train_dataloader()]
     assert a == b
+
+
+class AllBatches(L.Callback):
+    def __init__(self):
+        self.seen = []
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        self.seen.append((trainer.current_epoch, batch_idx, batch.inputs.tolist()))
+
+
+def fit(dm, tmp_path, ckpt_path=None, **trainer_kw):
+    dm.prepare()
+    module = LanguageModel(dm.tokenizer_json, dict(cell="gru", embed_size=8, hidden_size=8, num_layers=1))
+    rec = AllBatches()
+    trainer = L.Trainer(
+        callbacks=[rec, *trainer_kw.pop("callbacks", [])], logger=False, enable_progress_bar=False,
+        enable_model_summary=False, use_distributed_sampler=False, default_root_dir=tmp_path, limit_val_batches=0,
+        **trainer_kw,
+    )  # fmt: skip
+    trainer.fit(module, datamodule=dm, ckpt_path=ckpt_path)
+    return rec.seen
+
+
+def test_a_run_resumed_mid_epoch_trains_on_the_batches_it_had_not_seen(tiny_corpus, tmp_path):
+    whole = fit(datamodule(tiny_corpus), tmp_path / "a", max_epochs=2, enable_checkpointing=False)
+    assert len(whole) == 2 * 19 and whole[0][2] != whole[19][2]
+    every6 = L.pytorch.callbacks.ModelCheckpoint(dirpath=tmp_path / "ck", every_n_train_steps=6, save_top_k=-1)
+    interrupted = fit(datamodule(tiny_corpus), tmp_path / "b", max_steps=8, callbacks=[every6])
+    step6 = next((tmp_path / "ck").glob("*step=6*.ckpt"))
+    resumed = fit(datamodule(tiny_corpus), tmp_path / "c", ckpt_path=str(step6), max_epochs=2)
+    assert interrupted[:6] + resumed == whole

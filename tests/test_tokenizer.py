@@ -28,3 +28,55 @@ def test_json_round_trip():
 def test_vocab_smaller_than_specials_is_refused():
     with pytest.raises(UserError, match="tokenizer.vocab_size=3"):
         build_tokenizer(["a b"], vocab_size=3)
+
+
+PROSE = [
+    "The cast was great, wasn't it?",
+    "I loved it!  Really.",
+    "a <unk> word and UPPER case",
+    "ünïcödé wörds — and dashes",
+    "x",
+]
+SETTINGS = [
+    dict(kind="word"),
+    dict(kind="word", lowercase=True, split_punct=True),
+    dict(kind="char"),
+    dict(kind="char", lowercase=True),
+    dict(kind="bpe", vocab_size=60),
+    dict(kind="bpe", vocab_size=80, lowercase=True),
+]
+
+
+@pytest.mark.parametrize("settings", SETTINGS, ids=lambda s: "-".join(map(str, s.values())))
+def test_every_kind_puts_specials_first_and_round_trips(settings):
+    tok = tokenizer_from_json(build_tokenizer(PROSE * 5, **settings).to_str())
+    assert [tok.token_to_id(s) for s in SPECIALS] == [0, 1, 2, 3]
+    ids = tok.encode("and UPPER case word", add_special_tokens=False).ids
+    assert 1 not in ids  # every piece of a training sentence is known
+    text = tok.decode(ids, skip_special_tokens=False)
+    expected = "and UPPER case word"
+    assert text == (expected.lower() if settings.get("lowercase") else expected)
+
+
+@pytest.mark.parametrize("settings", SETTINGS, ids=lambda s: "-".join(map(str, s.values())))
+def test_chunked_encoding_equals_one_sentence_at_a_time(settings, monkeypatch):
+    import rnnlm.data.corpus as corpus
+
+    monkeypatch.setattr(corpus, "CHUNK", 3)  # many chunks, and groups of them
+    monkeypatch.setattr(corpus, "GROUP", 2)
+    sentences = PROSE * 7 + ["a literal <eos> inside", "   ", "unseen zzz words"]
+    tok = build_tokenizer(PROSE, **settings)
+    tokens, lengths = corpus.encode_ids(sentences, tok)
+    one = [tok.encode(s, add_special_tokens=False).ids for s in sentences]
+    assert lengths.tolist() == [len(x) for x in one]
+    assert tokens.tolist() == [i for x in one for i in x]
+
+
+def test_bpe_needs_a_vocab_size():
+    with pytest.raises(UserError, match="tokenizer=bpe needs tokenizer.vocab_size"):
+        build_tokenizer(PROSE, kind="bpe")
+
+
+def test_unknown_kind_is_refused():
+    with pytest.raises(UserError, match="tokenizer.kind=sentencepiece is not known"):
+        build_tokenizer(PROSE, kind="sentencepiece")

@@ -41,7 +41,7 @@ def load(folder: Path) -> tuple[dict[str, EncodedSplit], str, dict[str, Any]] | 
         tokenizer_json = (folder / "tokenizer.json").read_text()
         splits = {
             s: EncodedSplit(np.load(folder / f"{s}.tokens.npy"), np.load(folder / f"{s}.offsets.npy"))
-            for s in meta["splits"]
+            for s in meta.pop("splits")
         }
     except (OSError, ValueError, KeyError) as err:
         if (folder / "meta.json").exists():

@@ -1,0 +1,101 @@
+"""Sources: plain text (lines or prose), CSV/TSV/Parquet tables, the aclImdb folder; carved val/test."""
+
+import pandas as pd
+import pytest
+
+from rnnlm.data.sources import IMDB, TableFile, TextFiles
+
+PROSE = (
+    "The film opens in Paris. Mr. Smith, a retired spy, wants one last job!\n"
+    "Does he get it? Nobody knows.\n\n"
+    "A second paragraph, hard-wrapped\nacross two lines. It ends here."
+)
+
+
+def test_text_lines_are_sentences(tmp_path):
+    (tmp_path / "a.txt").write_text("one two\n\n  three four  \n")
+    src = TextFiles(str(tmp_path / "a.txt"), str(tmp_path / "a.txt"), str(tmp_path / "a.txt"))
+    assert src.read().splits["train"] == ["one two", "three four"]
+
+
+def test_text_prose_is_split_into_sentences(tmp_path):
+    (tmp_path / "a.txt").write_text(PROSE)
+    p = str(tmp_path / "a.txt")
+    sents = TextFiles(p, p, p, sentence_split=True, lowercase=True).read().splits["train"]
+    assert sents == [
+        "the film opens in paris.",
+        "mr. smith, a retired spy, wants one last job!",
+        "does he get it?",
+        "nobody knows.",
+        "a second paragraph, hard-wrapped across two lines.",
+        "it ends here.",
+    ]
+
+
+def test_missing_val_and_test_are_carved_from_train_deterministically(tmp_path):
+    lines = [f"sentence number {i}" for i in range(200)]
+    (tmp_path / "train.txt").write_text("\n".join(lines))
+    p = str(tmp_path / "train.txt")
+    a = TextFiles(p, val_fraction=0.1, test_fraction=0.05, seed=3).read().splits
+    b = TextFiles(p, val_fraction=0.1, test_fraction=0.05, seed=3).read().splits
+    c = TextFiles(p, val_fraction=0.1, test_fraction=0.05, seed=4).read().splits
+    assert a == b and a["val"] != c["val"]
+    assert (len(a["train"]), len(a["val"]), len(a["test"])) == (170, 20, 10)
+    assert sorted(a["train"] + a["val"] + a["test"]) == sorted(lines)
+
+
+def test_a_given_val_file_is_used_and_only_test_is_carved(tmp_path):
+    (tmp_path / "train.txt").write_text("\n".join(f"t {i}" for i in range(100)))
+    (tmp_path / "val.txt").write_text("v 1\nv 2\n")
+    splits = TextFiles(str(tmp_path / "train.txt"), str(tmp_path / "val.txt"), test_fraction=0.1).read().splits
+    assert splits["val"] == ["v 1", "v 2"] and len(splits["test"]) == 10 and len(splits["train"]) == 90
+
+
+@pytest.mark.parametrize("ext", ["csv", "tsv", "parquet"])
+def test_tables_split_each_row_and_carve_rows(tmp_path, ext):
+    rows = [f"Review {i} starts here. It has two sentences." for i in range(40)]
+    df = pd.DataFrame({"id": range(40), "review": rows, "label": ["pos"] * 40})
+    path = tmp_path / f"reviews.{ext}"
+    if ext == "parquet":
+        df.to_parquet(path)
+    else:
+        df.to_csv(path, sep="\t" if ext == "tsv" else ",", index=False)
+    splits = TableFile(str(path), text_column="review", val_fraction=0.1, test_fraction=0.1).read().splits
+    assert [len(splits[s]) for s in ("train", "val", "test")] == [64, 8, 8]  # 2 sentences a row
+    assert splits["train"][:2] == ["Review 0 starts here.", "It has two sentences."]
+    # both sentences of a row stay in one split, and no row is in two splits
+    rows_of = {}
+    for s, sents in splits.items():
+        assert all(x == "It has two sentences." for x in sents[1::2])
+        rows_of[s] = {x.split()[1] for x in sents[0::2]}
+    assert sum(map(len, rows_of.values())) == len(set().union(*rows_of.values())) == 40
+
+
+def test_table_rows_without_text_are_skipped(tmp_path):
+    path = tmp_path / "t.csv"
+    path.write_text('text\n"One."\n\n""\n"Two. Three."\n' + "".join(f'"Row {i}."\n' for i in range(20)))
+    splits = TableFile(str(path), val_fraction=0.1, test_fraction=0.1).read().splits
+    assert sum(len(v) for v in splits.values()) == 23
+
+
+def make_acl_imdb(root, n=20):
+    for folder in ("train/pos", "train/neg", "train/unsup", "test/pos", "test/neg"):
+        d = root / "aclImdb" / folder
+        d.mkdir(parents=True)
+        for i in range(n):
+            (d / f"{i}_7.txt").write_text(
+                f"This {folder.replace('/', ' ')} film number {i} was FUN.<br /><br />I would watch it again. Wow!"
+            )
+    return root
+
+
+def test_imdb_layout_breaks_removed_lowercased_split(tmp_path):
+    root = make_acl_imdb(tmp_path)
+    splits = IMDB(str(root), val_fraction=0.1).read().splits
+    assert len(splits["test"]) == 3 * 20 * 2  # three sentences a review
+    assert len(splits["val"]) == 3 * 6 and len(splits["train"]) == 3 * 54
+    assert "this test pos film number 0 was fun." in splits["test"]
+    assert "i would watch it again." in splits["train"]
+    assert not any("<br" in s for sents in splits.values() for s in sents)
+    without_unsup = IMDB(str(root / "aclImdb"), include_unsup=False, val_fraction=0.1).read().splits
+    assert len(without_unsup["train"]) + len(without_unsup["val"]) == 3 * 40
