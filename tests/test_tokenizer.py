@@ -2,6 +2,7 @@ import pytest
 
 from rnnlm.data.tokenizer import SPECIALS, build_tokenizer, special_ids, tokenizer_from_json
 from rnnlm.errors import UserError
+from tests.conftest import make_sentences
 
 
 def test_specials_come_first_and_text_unk_is_the_special():
@@ -80,3 +81,12 @@ def test_bpe_needs_a_vocab_size():
 def test_unknown_kind_is_refused():
     with pytest.raises(UserError, match="tokenizer.kind=sentencepiece is not known"):
         build_tokenizer(PROSE, kind="sentencepiece")
+
+
+@pytest.mark.parametrize("lowercase, min_freq", [(False, 1), (True, 2)])
+def test_fast_word_counting_gives_the_trainers_vocabulary(lowercase, min_freq):
+    # split_punct=True takes the HF trainer path; on text without punctuation it must agree exactly.
+    sents = make_sentences(300, 0) + ["The Cat SAT", "zebra", "Zebra yak", "the <unk> cat"]
+    fast = build_tokenizer(sents, lowercase=lowercase, min_freq=min_freq, vocab_size=18)
+    trainer = build_tokenizer(sents, lowercase=lowercase, min_freq=min_freq, vocab_size=18, split_punct=True)
+    assert fast.get_vocab() == trainer.get_vocab()

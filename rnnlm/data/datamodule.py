@@ -97,16 +97,22 @@ class SentenceDataModule(L.LightningDataModule):
             log.info("encoded corpus loaded from %s in %.1fs", folder, time.perf_counter() - t0)
         else:
             self._build()
+            seconds = dict(self.meta["seconds"])
             if folder is not None:
+                t = time.perf_counter()
                 cache.save(folder, self.splits, self.tokenizer_json, self.meta)
-            log.info("corpus read, tokenized and encoded in %.1fs%s", time.perf_counter() - t0,
+                seconds["cache write"] = time.perf_counter() - t
+            steps = ", ".join(f"{k} {v:.1f}s" for k, v in seconds.items())
+            log.info("corpus read, tokenized and encoded in %.1fs (%s)%s", time.perf_counter() - t0, steps,
                      f"; cached in {folder}" if folder is not None else "")  # fmt: skip
         self.tokenizer = tokenizer_from_json(self.tokenizer_json)
         for line in describe(self.splits, self.meta, self.ids["unk"], self.vocab_size):
             log.info(line)
 
     def _build(self) -> None:
+        seconds, t = {}, time.perf_counter()
         raw = self.source.read()
+        seconds["read"], t = time.perf_counter() - t, time.perf_counter()
         for key, n in raw.notes.undecodable_lines.items():
             log.warning("%s: %d lines held bytes that are not UTF-8; they were replaced with U+FFFD", key, n)
         if self.given_tokenizer_json is None:
@@ -116,11 +122,13 @@ class SentenceDataModule(L.LightningDataModule):
         else:
             tok = tokenizer_from_json(self.given_tokenizer_json)
             how = "the checkpoint's tokenizer"
+        seconds["tokenizer"], t = time.perf_counter() - t, time.perf_counter()
         self.splits, stats = encode_splits(raw.splits, tok, self.min_len, self.max_len)
+        seconds["encode"] = time.perf_counter() - t
         self.meta = {
             "fingerprint": self.fingerprint(), "min_len": self.min_len, "max_len": self.max_len, "tokenizer": how,
             "filters": {s: vars(st) for s, st in stats.items()},
-            "undecodable_lines": raw.notes.undecodable_lines,
+            "undecodable_lines": raw.notes.undecodable_lines, "seconds": seconds,
         }  # fmt: skip
 
     def prepare_data(self) -> None:
