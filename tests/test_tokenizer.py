@@ -61,13 +61,15 @@ def test_every_kind_puts_specials_first_and_round_trips(settings):
 
 @pytest.mark.parametrize("settings", SETTINGS, ids=lambda s: "-".join(map(str, s.values())))
 def test_chunked_encoding_equals_one_sentence_at_a_time(settings, monkeypatch):
-    import rnnlm.data.corpus as corpus
+    import rnnlm.data.encoding as encoding
 
-    monkeypatch.setattr(corpus, "CHUNK", 3)  # many chunks, and groups of them
-    monkeypatch.setattr(corpus, "GROUP", 2)
-    sentences = PROSE * 7 + ["a literal <eos> inside", "   ", "unseen zzz words"]
+    monkeypatch.setattr(encoding, "CHUNK", 3)  # many chunks, and several blocks of them
+    monkeypatch.setattr(encoding, "BLOCK", 7)
+    sentences = PROSE * 7 + ["a literal <eos> inside", "   ", "unseen zzz words", "glued<unk>special", "a\x1fb"]
     tok = build_tokenizer(PROSE, **settings)
-    tokens, lengths = corpus.encode_ids(sentences, tok)
+    # the plain word tokenizer takes the dict path, every other one the tokenizer's
+    assert (encoding.plain_word_vocab(tok) is not None) == (settings == dict(kind="word"))
+    tokens, lengths = encoding.encode_ids(sentences, tok)
     one = [tok.encode(s, add_special_tokens=False).ids for s in sentences]
     assert lengths.tolist() == [len(x) for x in one]
     assert tokens.tolist() == [i for x in one for i in x]
