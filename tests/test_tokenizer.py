@@ -92,3 +92,14 @@ def test_fast_word_counting_gives_the_trainers_vocabulary(lowercase, min_freq):
     fast = build_tokenizer(sents, lowercase=lowercase, min_freq=min_freq, vocab_size=18)
     trainer = build_tokenizer(sents, lowercase=lowercase, min_freq=min_freq, vocab_size=18, split_punct=True)
     assert fast.get_vocab() == trainer.get_vocab()
+
+
+@pytest.mark.parametrize(
+    "text, needs",
+    [("plain words only", False), ("<unk> alone <eos>", False), ("<unk> <unk>", False), ("glued<unk> x", True),
+     ("x <eos>glued", True), ("a \x1f b", True), ("<b>html</b>", False)],
+)  # fmt: skip
+def test_blocks_that_split_would_get_wrong_go_to_the_tokenizer(text, needs):
+    from rnnlm.data.encoding import _needs_tokenizer
+
+    assert _needs_tokenizer(text) == needs

@@ -16,7 +16,6 @@ Two paths, both exactly equal to encoding one sentence at a time with the tokeni
 from __future__ import annotations
 
 import json
-import re
 from itertools import chain
 
 import numpy as np
@@ -27,8 +26,22 @@ from rnnlm.data.tokenizer import EOS, SPECIALS, UNK
 
 BLOCK = 50_000  # sentences per step (progress bar, transient memory)
 CHUNK = 1000  # sentences per string handed to the tokenizer
-_SPECIAL = "|".join(map(re.escape, SPECIALS))
-_NEEDS_TOKENIZER = re.compile(rf"[\x1c-\x1f]|\S(?:{_SPECIAL})|(?:{_SPECIAL})\S")
+_CONTROL = "\x1c\x1d\x1e\x1f"  # whitespace to Python's str.split(), not to the tokenizer
+
+
+def _needs_tokenizer(text: str) -> bool:
+    """Whether str.split() could disagree with the tokenizer on `text` (substring counts: a regex over
+    the block would cost more than the lookups it guards)."""
+    if any(c in text for c in _CONTROL):
+        return True
+    if "<" not in text:
+        return False
+    padded = f" {text} "
+    for s in SPECIALS:  # every occurrence of a special must stand alone between spaces
+        n = padded.count(s)
+        if n and (padded.count(" " + s) != n or padded.count(s + " ") != n):
+            return True
+    return False
 
 
 def plain_word_vocab(tok: Tokenizer) -> dict[str, int] | None:
@@ -78,7 +91,7 @@ def encode_ids(sentences: list[str], tok: Tokenizer) -> tuple[np.ndarray, np.nda
         for start in range(0, len(sentences), BLOCK):
             block = sentences[start : start + BLOCK]
             text = " ".join(block) if vocab is not None else ""
-            if vocab is not None and not _NEEDS_TOKENIZER.search(text):
+            if vocab is not None and not _needs_tokenizer(text):
                 ids, lens = _by_words(block, text, vocab, unk)
             else:
                 ids, lens = _by_tokenizer(block, tok, eos)

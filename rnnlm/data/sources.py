@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tqdm import tqdm
+
 from rnnlm.data.reading import ReadNotes, SentenceSplitter, carve, check_file, decode, nonblank_lines, read_text
 from rnnlm.errors import UserError
 
@@ -64,7 +66,9 @@ class Prose:
     def sentences(self, docs: list[str]) -> list[str]:
         if self.sentence_split:
             split = SentenceSplitter(self.language)
-            out = [s for doc in docs for s in split(doc)]
+            # A bar on a terminal only (disable=None), for the slow case of many documents.
+            bar = tqdm(docs, desc="splitting sentences", unit=" docs", disable=True if len(docs) < 10_000 else None)
+            out = [s for doc in bar for s in split(doc)]
         else:
             out = [s for doc in docs for s in nonblank_lines(doc)]
         return [s.lower() for s in out] if self.lowercase else out
