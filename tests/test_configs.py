@@ -73,7 +73,7 @@ def test_trainer_and_callback_configs_build(trainer, tmp_path):
 
 @pytest.mark.parametrize("data", options("data"))
 def test_data_configs_name_a_known_source(data, tmp_path):
-    from rnnlm.data.sources import SOURCES
+    from rnnlm.data.catalog import SOURCES
 
     cfg = cfg_with(f"data={data}", output_dir=tmp_path)
     assert cfg.data.source in SOURCES

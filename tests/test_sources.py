@@ -3,7 +3,9 @@
 import pandas as pd
 import pytest
 
-from rnnlm.data.sources import IMDB, TableFile, TextFiles
+from rnnlm.data.imdb import IMDB
+from rnnlm.data.sources import TextFiles
+from rnnlm.data.tables import TableFile
 
 PROSE = (
     "The film opens in Paris. Mr. Smith, a retired spy, wants one last job!\n"

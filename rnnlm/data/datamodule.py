@@ -14,9 +14,9 @@ from torch.utils.data import DataLoader
 
 from rnnlm.data import cache
 from rnnlm.data.batch import SentenceDataset, keep_batch
+from rnnlm.data.catalog import make_source
 from rnnlm.data.corpus import EncodedSplit, check_lengths, encode_splits
 from rnnlm.data.sampler import BucketBatchSampler
-from rnnlm.data.sources import make_source
 from rnnlm.data.summary import describe
 from rnnlm.data.tokenizer import build_tokenizer, special_ids, tokenizer_from_json
 

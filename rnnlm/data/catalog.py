@@ -1,0 +1,18 @@
+"""Every source by its `data.source` name."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rnnlm.data.imdb import IMDB
+from rnnlm.data.sources import PennTreebank, Source, TextFiles
+from rnnlm.data.tables import TableFile
+from rnnlm.errors import UserError
+
+SOURCES: dict[str, type[Source]] = {"ptb": PennTreebank, "text": TextFiles, "csv": TableFile, "imdb": IMDB}
+
+
+def make_source(name: str, **args: Any) -> Source:
+    if name not in SOURCES:
+        raise UserError(f"data.source={name} is not known: use one of {', '.join(SOURCES)}.")
+    return SOURCES[name](**args)
