@@ -68,7 +68,6 @@ class SentenceDataModule(L.LightningDataModule):
         self.tokenizer = None
         self.splits: dict[str, EncodedSplit] | None = None
         self.meta: dict[str, Any] = {}
-        self.samplers: dict[str, BucketBatchSampler] = {}
 
     # -- building -------------------------------------------------------------------------------------
     def fingerprint(self) -> dict[str, Any]:
@@ -81,22 +80,26 @@ class SentenceDataModule(L.LightningDataModule):
 
     @property
     def cache_folder(self) -> Path | None:
+        return self._folder(self.fingerprint())
+
+    def _folder(self, fingerprint: dict[str, Any]) -> Path | None:
         if self.cache_dir is None:
             return None
-        return self.cache_dir / f"{self.source.name}-{cache.cache_key(self.fingerprint())}"
+        return self.cache_dir / f"{self.source.name}-{cache.cache_key(fingerprint)}"
 
     def prepare(self) -> None:
         """Load the encoded corpus from the cache, or read, tokenize, encode and cache it (idempotent)."""
         if self.splits is not None:
             return
         t0 = time.perf_counter()
-        folder = self.cache_folder
+        fingerprint = self.fingerprint()  # stats every source file (100k of them for IMDB): once
+        folder = self._folder(fingerprint)
         hit = cache.load(folder) if folder is not None else None
         if hit is not None:
             self.splits, self.tokenizer_json, self.meta = hit
             log.info("encoded corpus loaded from %s in %.1fs", folder, time.perf_counter() - t0)
         else:
-            self._build()
+            self._build(fingerprint)
             seconds = dict(self.meta["seconds"])
             if folder is not None:
                 t = time.perf_counter()
@@ -109,7 +112,7 @@ class SentenceDataModule(L.LightningDataModule):
         for line in describe(self.splits, self.meta, self.ids["unk"], self.vocab_size):
             log.info(line)
 
-    def _build(self) -> None:
+    def _build(self, fingerprint: dict[str, Any]) -> None:
         seconds, t = {}, time.perf_counter()
         raw = self.source.read()
         seconds["read"], t = time.perf_counter() - t, time.perf_counter()
@@ -126,7 +129,7 @@ class SentenceDataModule(L.LightningDataModule):
         self.splits, stats = encode_splits(raw.splits, tok, self.min_len, self.max_len)
         seconds["encode"] = time.perf_counter() - t
         self.meta = {
-            "fingerprint": self.fingerprint(), "min_len": self.min_len, "max_len": self.max_len, "tokenizer": how,
+            "fingerprint": fingerprint, "min_len": self.min_len, "max_len": self.max_len, "tokenizer": how,
             "filters": {s: vars(st) for s, st in stats.items()},
             "undecodable_lines": raw.notes.undecodable_lines, "seconds": seconds,
         }  # fmt: skip
@@ -168,10 +171,9 @@ class SentenceDataModule(L.LightningDataModule):
         self.prepare()
         ids = self.ids
         dataset = SentenceDataset(self.splits[split], ids["pad"], ids["sos"], ids["eos"])
-        self.samplers[split] = self.sampler(split)
         return (ResumableLoader if split == "train" else DataLoader)(
             dataset,
-            batch_sampler=self.samplers[split],
+            batch_sampler=self.sampler(split),
             collate_fn=keep_batch,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,

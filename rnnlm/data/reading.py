@@ -24,10 +24,6 @@ class ReadNotes:
 
     undecodable_lines: dict[str, int] = field(default_factory=dict)  # config key -> lines with bad bytes
 
-    def merge(self, other: ReadNotes) -> None:
-        for key, n in other.undecodable_lines.items():
-            self.undecodable_lines[key] = self.undecodable_lines.get(key, 0) + n
-
 
 def check_file(path: str | Path | None, key: str, what: str = "a text file") -> Path:
     """The path as a Path, or one sentence saying what is wrong with it."""

@@ -8,6 +8,7 @@ catalog.py names them all. Sentences are plain strings; tokenization happens lat
 from __future__ import annotations
 
 import hashlib
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,7 +36,7 @@ def files_digest(paths: list[Path]) -> str:
     return h.hexdigest()
 
 
-class Source:
+class Source(ABC):
     """Base: `settings` is every option that changes what read() returns."""
 
     name = "source"
@@ -49,8 +50,8 @@ class Source:
     def fingerprint(self) -> dict[str, Any]:
         return {"source": self.name, **self.settings(), "files": files_digest(self.files())}
 
-    def read(self) -> RawCorpus:
-        raise NotImplementedError
+    @abstractmethod
+    def read(self) -> RawCorpus: ...
 
 
 class Prose:
