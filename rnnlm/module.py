@@ -40,6 +40,9 @@ class LanguageModel(L.LightningModule):
         # One corpus-NLL accumulator per split (train_nll, val_nll, test_nll).
         for split in SPLITS:
             setattr(self, f"{split}_nll", CorpusNLL())
+        # One dict of plain numbers per finished epoch (train/val ppl, tokens/s): results.json and the
+        # sweep report plot it. Saved in checkpoints so a resumed run's history starts at epoch 0.
+        self.history: list[dict[str, float]] = []
 
     def forward(self, inputs: torch.Tensor, hidden=None):
         return self.net(inputs, hidden)
@@ -91,12 +94,20 @@ class LanguageModel(L.LightningModule):
         # One line per epoch for the log file and terminal (progress bars get overwritten). Validation
         # has already run when it ends the epoch, and callbacks logged tokens/s before this hook.
         m = self.trainer.callback_metrics
+        keys = ("train/ppl", "val/ppl", "train/tokens_per_sec")
+        self.history.append({"epoch": self.current_epoch, **{k: float(m[k]) for k in keys if k in m}})
         parts = [f"epoch {self.current_epoch}"]
         parts += [f"{k} {float(m[k]):.2f}" for k in ("train/ppl", "val/ppl") if k in m]
         if "train/tokens_per_sec" in m:
             parts.append(f"{float(m['train/tokens_per_sec']):.0f} tokens/s")
         if self.trainer.is_global_zero:
             log.info(" | ".join(parts))
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["rnnlm_history"] = list(self.history)
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.history = list(checkpoint.get("rnnlm_history", []))
 
     def on_validation_epoch_end(self) -> None:
         self._log_corpus("val")

@@ -6,7 +6,11 @@ and loggers; fit; test the best checkpoint; return the metrics (a sweeper optimi
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+import time
+from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -55,11 +59,39 @@ def build(cfg: DictConfig) -> tuple[L.LightningDataModule, LanguageModel, L.Trai
     return datamodule, module, trainer
 
 
+def _overrides() -> list[str]:
+    """This run's command-line overrides (a sweep point's own values), when Hydra started it."""
+    from hydra.core.hydra_config import HydraConfig
+
+    return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+
+
+def write_results(path: Path, cfg: DictConfig, history: list[dict], metrics: dict, **extra: Any) -> None:
+    """results.json: one run's numbers for the sweep report (rnnlm.report), written atomically."""
+    speeds = [h["train/tokens_per_sec"] for h in history if "train/tokens_per_sec" in h]
+    results = {
+        "overrides": _overrides(),
+        "cell": cfg.model.cell,
+        "hidden_size": cfg.model.hidden_size,
+        "num_layers": cfg.model.get("num_layers"),
+        "metrics": metrics,
+        "epochs": len(history),
+        "tokens_per_sec": sum(speeds) / len(speeds) if speeds else None,
+        "history": history,
+        **extra,
+    }
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(results, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
 def train(cfg: DictConfig) -> dict[str, float]:
+    started = time.perf_counter()
     datamodule, module, trainer = build(cfg)
     log.info("model: %s, %s parameters", cfg.model.cell, f"{module.num_parameters:,}")
     trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+    history = list(module.history)  # testing reloads the best checkpoint, and with it an older history
 
     ckpt = trainer.checkpoint_callback
     best_path = ckpt.best_model_path if ckpt is not None else ""
@@ -69,6 +101,12 @@ def train(cfg: DictConfig) -> dict[str, float]:
         results = trainer.test(module, datamodule=datamodule, ckpt_path=best_path or None, verbose=False)
         metrics.update({k: float(v) for k, v in results[0].items()})
 
+    if not trainer.is_global_zero:
+        return metrics
+    write_results(
+        Path(trainer.default_root_dir) / "results.json", cfg, history, metrics,
+        num_params=module.num_parameters, wall_time_s=time.perf_counter() - started, best_checkpoint=best_path or None,
+    )  # fmt: skip
     summary = f"best val/ppl {metrics.get('val/ppl', float('nan')):.2f}"
     if "test/ppl" in metrics:
         summary += f" | test/ppl {metrics['test/ppl']:.2f}"

@@ -1,0 +1,66 @@
+"""The README's sweep, for real on a tiny corpus: 3 cells x 2 sizes, then the sweep report."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+
+from rnnlm.errors import UserError
+from rnnlm.report import load_runs, main
+from tests.conftest import run_train, tiny_overrides
+
+
+def sweep_overrides(corpus, sweep_dir) -> list[str]:
+    single = [o for o in tiny_overrides(corpus, sweep_dir) if not o.startswith("hydra.run.dir")]
+    return ["-m", *single, f"hydra.sweep.dir={sweep_dir}", "hydra.launcher.n_jobs=2"]
+
+
+def test_cell_by_size_sweep_and_its_report(tiny_corpus, tmp_path, capsys):
+    sweep_dir = tmp_path / "sweep"
+    run_train(*sweep_overrides(tiny_corpus, sweep_dir), "model=rnn,gru,lstm", "model.hidden_size=8,16", cwd=tmp_path)
+
+    jobs = sorted(p for p in sweep_dir.iterdir() if p.is_dir())
+    assert [p.name for p in jobs] == ["0", "1", "2", "3", "4", "5"]  # one folder per run, none shared
+    points = set()
+    for job in jobs:
+        results = json.loads((job / "results.json").read_text())
+        points.add((results["cell"], results["hidden_size"]))
+        assert results["epochs"] == 2 and len(results["history"]) == 2
+        assert (job / "checkpoints" / "last.ckpt").is_file()
+    assert points == {(c, h) for c in ("rnn", "gru", "lstm") for h in (8, 16)}
+
+    assert main([str(sweep_dir)]) == 0
+    printed = capsys.readouterr().out
+    assert "6 runs, sorted by val/ppl" in printed
+    with open(sweep_dir / "report.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 6
+    ppl = [float(r["best val/ppl"]) for r in rows]
+    assert ppl == sorted(ppl)
+    expected = {frozenset((f"model={c}", f"model.hidden_size={h}")) for c in ("rnn", "gru", "lstm") for h in (8, 16)}
+    assert {frozenset(r["overrides"].split()) for r in rows} == expected  # each row names its own sweep point
+    for r in rows:
+        assert int(r["params"]) > 0 and int(r["epochs"]) == 2 and float(r["tokens/s"]) > 0
+        assert float(r["wall time"]) > 0 and float(r["test/ppl"]) > 1
+    for png in ("val_ppl.png", "ppl_vs_params.png"):
+        assert (sweep_dir / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_report_lists_a_run_without_results_as_failed(tmp_path):
+    for name, results in (("0", {"cell": "gru", "num_params": 10, "metrics": {"val/ppl": 5.0}}), ("1", None)):
+        job = tmp_path / name
+        (job / ".hydra").mkdir(parents=True)
+        (job / ".hydra" / "overrides.yaml").write_text(f"- model.hidden_size={name}\n")
+        if results:
+            (job / "results.json").write_text(json.dumps(results))
+    assert main([str(tmp_path)]) == 0
+    text = (tmp_path / "report.md").read_text()
+    assert text.index("| 0 |") < text.index("| 1 |") and "failed / unfinished" in text
+
+
+@pytest.mark.parametrize("make", [lambda p: p / "missing", lambda p: p])
+def test_report_on_a_folder_without_runs_says_so(make, tmp_path):
+    with pytest.raises(UserError, match="multirun folder"):
+        load_runs(make(tmp_path))
