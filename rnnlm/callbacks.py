@@ -40,7 +40,9 @@ class TokenThroughput(L.Callback):
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
         if self.seconds > 0:
-            pl_module.log("train/tokens_per_sec", self.tokens / self.seconds, on_step=False, on_epoch=True)
+            # Summed over DDP ranks: each rank counts only the batches it trained on.
+            pl_module.log("train/tokens_per_sec", self.tokens / self.seconds, on_step=False, on_epoch=True,
+                          sync_dist=True, reduce_fx="sum")  # fmt: skip
 
 
 class SampleText(L.Callback):

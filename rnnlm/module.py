@@ -13,6 +13,7 @@ import lightning as L
 import torch
 import torch.nn.functional as F
 from hydra.utils import instantiate
+from lightning.pytorch.loggers import WandbLogger
 
 from rnnlm.data.batch import Batch
 from rnnlm.data.tokenizer import special_ids, tokenizer_from_json
@@ -105,6 +106,9 @@ class LanguageModel(L.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["rnnlm_history"] = list(self.history)
+        for lg in self.trainer.loggers:  # so that a resumed run continues the same wandb run
+            if isinstance(lg, WandbLogger):
+                checkpoint["wandb_run_id"] = str(lg.version)
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self.history = list(checkpoint.get("rnnlm_history", []))

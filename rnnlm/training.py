@@ -18,6 +18,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from rnnlm.checkpoint import read_checkpoint
+from rnnlm.distributed import check_strategy
 from rnnlm.module import LanguageModel
 
 log = logging.getLogger(__name__)
@@ -36,12 +37,20 @@ def _plain(cfg: Any) -> Any:
     return OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else cfg
 
 
+def _continued_run(logger_cfg: DictConfig, checkpoint: dict) -> dict[str, str]:
+    """A resumed run logs on to the wandb run that wrote its checkpoint, unless the config names one."""
+    is_wandb = str(logger_cfg.get("_target_", "")).endswith("wandb_logger")
+    if is_wandb and checkpoint.get("wandb_run_id") and not logger_cfg.get("id"):
+        return {"id": checkpoint["wandb_run_id"]}
+    return {}
+
+
 def build(cfg: DictConfig) -> tuple[L.LightningDataModule, LanguageModel, L.Trainer]:
+    check_strategy(cfg.trainer)
     L.seed_everything(cfg.seed, workers=True)
-    tokenizer_json = None
-    if cfg.get("ckpt_path"):
-        # A resumed run must encode its data with the checkpoint's own vocabulary.
-        tokenizer_json = read_checkpoint(cfg.ckpt_path)["hyper_parameters"]["tokenizer_json"]
+    resumed = read_checkpoint(cfg.ckpt_path) if cfg.get("ckpt_path") else {}
+    # A resumed run must encode its data with the checkpoint's own vocabulary.
+    tokenizer_json = resumed["hyper_parameters"]["tokenizer_json"] if resumed else None
     datamodule = instantiate(cfg.data, tokenizer=_plain(cfg.tokenizer), tokenizer_json=tokenizer_json)
     datamodule.prepare()
     module = LanguageModel(
@@ -51,7 +60,7 @@ def build(cfg: DictConfig) -> tuple[L.LightningDataModule, LanguageModel, L.Trai
         scheduler=_plain(cfg.get("scheduler")),
     )
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values()]
-    loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values()]
+    loggers = [instantiate(c, **_continued_run(c, resumed)) for c in (cfg.get("logger") or {}).values()]
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     hparams = {**_plain(cfg), "num_params": module.num_parameters, "vocab_size": datamodule.vocab_size}
     for lg in trainer.loggers:
@@ -85,13 +94,23 @@ def write_results(path: Path, cfg: DictConfig, history: list[dict], metrics: dic
     os.replace(tmp, path)
 
 
+def _history(module: LanguageModel, trainer: L.Trainer) -> list[dict]:
+    """Per-epoch numbers of the finished fit. Taken before testing, which reloads the best checkpoint (and
+    its older history); read from last.ckpt when ddp_spawn trained in other processes."""
+    if module.history:
+        return list(module.history)
+    ckpt = trainer.checkpoint_callback
+    last = Path(ckpt.dirpath or "", "last.ckpt") if ckpt is not None else None
+    return list(read_checkpoint(last).get("rnnlm_history", [])) if last and last.is_file() else []
+
+
 def train(cfg: DictConfig) -> dict[str, float]:
     started = time.perf_counter()
     datamodule, module, trainer = build(cfg)
     log.info("model: %s, %s parameters", cfg.model.cell, f"{module.num_parameters:,}")
     trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
-    history = list(module.history)  # testing reloads the best checkpoint, and with it an older history
+    history = _history(module, trainer)
 
     ckpt = trainer.checkpoint_callback
     best_path = ckpt.best_model_path if ckpt is not None else ""

@@ -1,0 +1,85 @@
+"""trainer=ddp_cpu through train.py: two gloo processes started the way trainer=ddp starts them on GPUs."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections import Counter
+
+import lightning as L
+import pytest
+
+from rnnlm.data.datamodule import SentenceDataModule
+from rnnlm.module import LanguageModel
+from tests.conftest import run_train, tiny_overrides
+
+
+@pytest.fixture(scope="module")
+def ddp_run(tiny_corpus, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("ddp")
+    run_dir, seen = tmp / "run", tmp / "seen"
+    proc = run_train(
+        *tiny_overrides(tiny_corpus, run_dir), "trainer=ddp_cpu", "data.batch_size=8", "test=false",
+        "+callbacks.record._target_=tests.apps.record_batches.RecordBatches", f"+callbacks.record.out={seen}",
+        cwd=tmp,
+    )  # fmt: skip
+    return run_dir, seen, proc
+
+
+def train_split(tiny_corpus, ckpt):
+    module = LanguageModel.load_from_checkpoint(ckpt, map_location="cpu")
+    dm = SentenceDataModule(
+        source="text", train_path=str(tiny_corpus["train"]), val_path=str(tiny_corpus["val"]),
+        test_path=str(tiny_corpus["test"]), tokenizer_json=module.hparams.tokenizer_json, batch_size=8,
+        eval_batch_size=16, cache_dir=None,
+    )  # fmt: skip
+    dm.prepare()
+    return module, dm
+
+
+def test_each_rank_trains_on_its_own_half_and_together_on_every_sentence_once(ddp_run, tiny_corpus):
+    run_dir, seen, _ = ddp_run
+    _, dm = train_split(tiny_corpus, run_dir / "checkpoints" / "last.ckpt")
+    split = dm.splits["train"]
+    every = Counter(tuple(int(t) for t in split.tokens[o : o + n]) for o, n in zip(split.offsets, split.lengths))
+    for epoch in (0, 1):
+        ranks = [json.loads((seen / f"rank{r}_epoch{epoch}.json").read_text()) for r in (0, 1)]
+        assert len(ranks[0]) > 0 and len(ranks[1]) > 0
+        assert Counter(tuple(s) for s in ranks[0] + ranks[1]) == every  # the union, each sentence exactly once
+
+
+def test_ddp_validation_perplexity_equals_a_single_process_evaluation(ddp_run, tiny_corpus):
+    run_dir, _, proc = ddp_run
+    with open(run_dir / "csv" / "metrics.csv") as f:
+        logged = [float(r["val/ppl"]) for r in csv.DictReader(f) if r.get("val/ppl")]
+    assert len(logged) == 2  # rank 0 alone writes the CSV, once per epoch
+    module, dm = train_split(tiny_corpus, run_dir / "checkpoints" / "last.ckpt")
+    trainer = L.Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False)
+    single = trainer.validate(module, datamodule=dm, verbose=False)[0]["val/ppl"]
+    assert single == pytest.approx(logged[-1], rel=1e-5)
+    assert proc.stdout.count("best val/ppl") == 1  # one summary line, from rank 0
+
+
+def test_ddp_inside_a_multirun_fails_at_once_with_the_fix(tiny_corpus, tmp_path):
+    overrides = [o for o in tiny_overrides(tiny_corpus, tmp_path) if not o.startswith("hydra.run.dir")]
+    proc = run_train(
+        "-m", *overrides, "trainer=ddp_cpu", "model.hidden_size=8,16", f"hydra.sweep.dir={tmp_path / 'sweep'}",
+        cwd=tmp_path, check=False,
+    )  # fmt: skip
+    assert proc.returncode != 0
+    assert "trainer.strategy=ddp cannot run inside a Hydra multirun" in proc.stderr
+    assert "ddp_spawn" in proc.stderr
+
+
+def test_ddp_spawn_is_the_way_to_run_ddp_in_a_sweep(tiny_corpus, tmp_path):
+    overrides = [o for o in tiny_overrides(tiny_corpus, tmp_path) if not o.startswith("hydra.run.dir")]
+    sweep_dir = tmp_path / "sweep"
+    run_train(
+        "-m", *overrides, "trainer=ddp_cpu", "trainer.strategy=ddp_spawn", "model.hidden_size=8",
+        f"hydra.sweep.dir={sweep_dir}", cwd=tmp_path,
+    )  # fmt: skip
+    results = json.loads((sweep_dir / "0" / "results.json").read_text())
+    assert results["epochs"] == 2 and results["metrics"]["test/ppl"] > 1  # fit and test both ran, 2 processes each
+    with open(sweep_dir / "0" / "csv" / "metrics.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert sum(1 for r in rows if r.get("val/ppl")) == 2 and any(r.get("test/ppl") for r in rows)
