@@ -3,6 +3,7 @@
 import hydra
 from omegaconf import DictConfig
 
+import rnnlm.resolvers  # noqa: F401  (resolvers the configs use, registered before Hydra reads them)
 from rnnlm.cli import run_or_exit
 from rnnlm.training import objective, train
 

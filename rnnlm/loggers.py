@@ -81,11 +81,11 @@ def wandb_logger(
     """
     if mode == "auto":
         mode = os.environ.get("WANDB_MODE") or ("online" if wandb_credentials() else "offline")
+        if mode == "offline" and not os.environ.get("WANDB_MODE"):
+            log.info("wandb: no credentials, logging offline (`wandb login` to log online)")
     if mode == "offline":
-        log.info(
-            "wandb: no credentials, logging offline under %s/wandb; upload later with `wandb sync %s/wandb/offline-run-*`",
-            save_dir, save_dir,
-        )  # fmt: skip
+        log.info("wandb: offline run under %s/wandb; upload it later with `wandb sync %s/wandb/offline-run-*`",
+                 save_dir, save_dir)  # fmt: skip
     os.environ["WANDB_MODE"] = mode  # also for wandb's own child process, so nothing falls back to a login prompt
     Path(save_dir).mkdir(parents=True, exist_ok=True)
     return WandbLogger(
