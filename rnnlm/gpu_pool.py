@@ -48,10 +48,16 @@ class DevicePool:
     def __init__(self, devices: Sequence[str], lock_dir: str | os.PathLike = DEFAULT_LOCK_DIR) -> None:
         self.devices = [str(d) for d in devices]
         self.lock_dir = Path(lock_dir)
+        # A card listed k times offers k slots (several small jobs per card), each with its own lock file.
+        seen: dict[str, int] = {}
+        self._slots = []
+        for d in self.devices:
+            k = seen[d] = seen.get(d, -1) + 1
+            self._slots.append(f"gpu-{d.replace('/', '_')}" + (f".{k}" if k else "") + ".lock")
 
-    def _open(self, device: str) -> int:
+    def _open(self, slot: int) -> int:
         self.lock_dir.mkdir(parents=True, exist_ok=True)
-        path = self.lock_dir / f"gpu-{device.replace('/', '_')}.lock"
+        path = self.lock_dir / self._slots[slot]
         try:
             fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
         except PermissionError:  # another user's lock file: a read-only descriptor can still be locked
@@ -64,8 +70,8 @@ class DevicePool:
 
     def try_claim(self) -> tuple[str, int] | None:
         """The first free device and the descriptor whose lock holds it, or None when all are taken."""
-        for device in self.devices:
-            fd = self._open(device)
+        for slot, device in enumerate(self.devices):
+            fd = self._open(slot)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError as err:
@@ -106,8 +112,8 @@ class DevicePool:
     def held(self) -> list[str]:
         """Devices some process holds right now (a probe that takes and drops each free lock)."""
         busy = []
-        for device in self.devices:
-            fd = self._open(device)
+        for slot, device in enumerate(self.devices):
+            fd = self._open(slot)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 fcntl.flock(fd, fcntl.LOCK_UN)

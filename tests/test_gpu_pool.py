@@ -23,6 +23,13 @@ def test_claims_are_exclusive_and_released(tmp_path):
     assert pool.held() == []
 
 
+def test_a_card_listed_twice_offers_two_slots(tmp_path):
+    pool = DevicePool(["0", "0", "1"], tmp_path)
+    with pool.claim() as a, pool.claim() as b, pool.claim() as c:
+        assert sorted((a, b, c)) == ["0", "0", "1"]
+        assert pool.try_claim() is None
+
+
 def test_a_claim_is_released_when_the_job_raises(tmp_path):
     pool = DevicePool(["0"], tmp_path)
     try:
