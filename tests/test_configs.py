@@ -63,7 +63,7 @@ def test_logger_configs_build(logger, tmp_path):
 
 @pytest.mark.parametrize("trainer", options("trainer"))
 def test_trainer_and_callback_configs_build(trainer, tmp_path):
-    if trainer == "gpu" and not torch.cuda.is_available():
+    if trainer in ("gpu", "ddp") and not torch.cuda.is_available():
         pytest.skip("no GPU here")
     cfg = cfg_with(f"trainer={trainer}", output_dir=tmp_path)
     callbacks = [instantiate(c) for c in cfg.callbacks.values()]

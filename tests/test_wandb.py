@@ -12,7 +12,7 @@ import yaml
 
 from rnnlm.loggers import wandb_credentials
 from tests.conftest import ROOT, tiny_overrides
-from tests.wandb_records import history, run_info
+from tests.wandb_records import artifacts, history, run_info
 
 
 def no_login_env(home: Path) -> dict[str, str]:
@@ -38,7 +38,10 @@ def run_log(run_dir: Path) -> Path:
 def sweep(tiny_corpus, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("wandb")
     single = [o for o in tiny_overrides(tiny_corpus, tmp) if not o.startswith("hydra.run.dir")]
-    proc = train("-m", *single, "model.hidden_size=8,16", f"hydra.sweep.dir={tmp / 'sweep'}", cwd=tmp, home=tmp)
+    proc = train(
+        "-m", *single, "model.hidden_size=8,16", "logger.wandb.log_model=true", f"hydra.sweep.dir={tmp / 'sweep'}",
+        cwd=tmp, home=tmp,
+    )  # fmt: skip
     return tmp, proc
 
 
@@ -55,6 +58,8 @@ def test_offline_without_credentials_and_metrics_are_in_the_run_log(sweep):
         assert any(r.get("samples/_type") == "table-file" for r in rows)  # the generated-sample table
         config = run_info(run_log(tmp / "sweep" / job))["config"]
         assert config["model"]["cell"] == "lstm" and config["num_params"] > 0
+        models = [a for a in artifacts(run_log(tmp / "sweep" / job)) if a["type"] == "model"]
+        assert any("best" in a["aliases"] for a in models)  # log_model=true: the best checkpoint as an artifact
 
 
 def test_runs_of_one_sweep_share_a_group(sweep):

@@ -64,3 +64,12 @@ def run_info(path: Path) -> dict:
             config.update({item.key: json.loads(item.value_json) for item in rec.config.update})
     assert info is not None, f"no run record in {path}"
     return {**info, "config": config}
+
+
+def artifacts(path: Path) -> list[dict]:
+    """The artifacts the run logged (kept in the log until `wandb sync` uploads them)."""
+    return [
+        {"type": rec.artifact.type, "name": rec.artifact.name, "aliases": list(rec.artifact.aliases)}
+        for rec in records(path)
+        if rec.WhichOneof("record_type") == "artifact"
+    ]
