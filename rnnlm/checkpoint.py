@@ -1,11 +1,14 @@
-"""Reading checkpoints with one clear sentence when the file is not what the user thinks."""
+"""Checkpoints: read with one clear sentence when the file is not what the user thinks, written atomically,
+and found by name (`ckpt_path=last`)."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
 import torch
+from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 
 from rnnlm.errors import UserError
 
@@ -25,3 +28,41 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     if "tokenizer_json" not in ckpt.get("hyper_parameters", {}):
         raise UserError(f"ckpt_path={path} was not written by rnnlm (it carries no tokenizer): use an rnnlm .ckpt.")
     return ckpt
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Checkpoints written to a temporary file in the same folder, flushed to disk, then renamed over the
+    target: a kill or a full disk mid-write leaves the previous checkpoint intact, never half a file."""
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options: Any | None = None) -> None:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        try:
+            with open(tmp, "wb") as f:
+                torch.save(checkpoint, f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+
+def resolve_ckpt_path(ckpt_path: str | None, runs_root: str | Path, output_dir: str | Path | None = None) -> str | None:
+    """The checkpoint a run resumes from.
+
+    `last`: the newest checkpoints/last.ckpt of any earlier run under `runs_root` (outputs/<task_name>).
+    None: a checkpoint Lightning's SLURM auto-requeue left in this run's own folder (hpc_ckpt_N.ckpt), if any,
+    so a requeued job resumes with its own vocabulary. Anything else: the path itself.
+    """
+    if ckpt_path == "last":
+        candidates = [p for p in Path(runs_root).glob("**/checkpoints/last.ckpt") if p.is_file()]
+        if not candidates:
+            raise UserError(
+                f"ckpt_path=last found no checkpoints/last.ckpt under {runs_root}: give the checkpoint's path instead."
+            )
+        return str(max(candidates, key=lambda p: p.stat().st_mtime).resolve())
+    if ckpt_path is None and output_dir is not None:
+        hpc = sorted(Path(output_dir).glob("hpc_ckpt_*.ckpt"), key=lambda p: int(p.stem.rsplit("_", 1)[-1]))
+        return str(hpc[-1]) if hpc else None
+    return ckpt_path

@@ -15,8 +15,10 @@ import torch.nn.functional as F
 from hydra.utils import instantiate
 from lightning.pytorch.loggers import WandbLogger
 
+from rnnlm import rng
 from rnnlm.data.batch import Batch
 from rnnlm.data.tokenizer import special_ids, tokenizer_from_json
+from rnnlm.errors import UserError
 from rnnlm.metrics import CorpusNLL
 from rnnlm.model import RNNLanguageModel
 
@@ -31,6 +33,7 @@ class LanguageModel(L.LightningModule):
         model: dict[str, Any],
         optim: dict[str, Any] | None = None,
         scheduler: dict[str, Any] | None = None,
+        tokenizer_cfg: dict[str, Any] | None = None,  # the settings that built it, to check a resume against
     ) -> None:
         super().__init__()
         # The tokenizer JSON is large: keep it in the checkpoint, out of the logger's hparams table.
@@ -44,6 +47,13 @@ class LanguageModel(L.LightningModule):
         # One dict of plain numbers per finished epoch (train/val ppl, tokens/s): results.json and the
         # sweep report plot it. Saved in checkpoints so a resumed run's history starts at epoch 0.
         self.history: list[dict[str, float]] = []
+        # The training sums survive a mid-epoch checkpoint, so a resumed epoch's train/ppl is exact too.
+        self.train_nll.persistent(True)
+        # trainer.skip_nonfinite (set by train()): skip steps whose gradient is nan/inf instead of stopping.
+        self.skip_nonfinite = False
+        self.skipped_steps = 0
+        self._pending_rng: dict | None = None
+        self._batch_idx = 0
 
     def forward(self, inputs: torch.Tensor, hidden=None):
         return self.net(inputs, hidden)
@@ -57,7 +67,10 @@ class LanguageModel(L.LightningModule):
 
     def _step(self, batch: Batch, split: str) -> torch.Tensor:
         nll = self.summed_nll(batch)
-        getattr(self, f"{split}_nll").update(nll, batch.num_tokens)
+        # A nan/inf batch (stopped or skipped at the gradient check) must not poison the epoch's sums;
+        # torch.where keeps this free of a device sync.
+        finite = torch.isfinite(nll)
+        getattr(self, f"{split}_nll").update(torch.where(finite, nll, 0.0), finite.long() * batch.num_tokens)
         return nll / batch.num_tokens
 
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
@@ -84,6 +97,12 @@ class LanguageModel(L.LightningModule):
             batch_sampler.set_epoch(self.current_epoch)
 
     def on_train_batch_start(self, batch: Batch, batch_idx: int) -> None:
+        self._batch_idx = batch_idx
+        if self._pending_rng is not None:
+            # Restored here, just before the first resumed forward, not at load time: whatever runs in
+            # between (the sanity check, opening the loader) must not shift the random stream of dropout.
+            rng.restore(self._pending_rng)
+            self._pending_rng = None
         # The sampler's position for mid-epoch checkpoints: batches up to this one count as trained on
         # (the loader itself runs ahead of training by its prefetch, so it cannot count for itself).
         batch_sampler = getattr(self.trainer.train_dataloader, "batch_sampler", None)
@@ -106,12 +125,19 @@ class LanguageModel(L.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["rnnlm_history"] = list(self.history)
+        checkpoint["rnnlm_rng"] = rng.capture()
+        checkpoint["rnnlm_skipped_steps"] = self.skipped_steps
         for lg in self.trainer.loggers:  # so that a resumed run continues the same wandb run
             if isinstance(lg, WandbLogger):
                 checkpoint["wandb_run_id"] = str(lg.version)
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self.history = list(checkpoint.get("rnnlm_history", []))
+        self._pending_rng = checkpoint.get("rnnlm_rng")
+        self.skipped_steps = int(checkpoint.get("rnnlm_skipped_steps", 0))
+        state = checkpoint.get("state_dict", {})
+        for key, value in self.train_nll.state_dict().items():  # checkpoints from before these sums were kept
+            state.setdefault(f"train_nll.{key}", value)
 
     def on_validation_epoch_end(self) -> None:
         self._log_corpus("val")
@@ -124,11 +150,32 @@ class LanguageModel(L.LightningModule):
         if gradient_clip_algorithm not in (None, "norm"):
             return super().configure_gradient_clipping(optimizer, gradient_clip_val, gradient_clip_algorithm)
         params = [p for p in self.parameters() if p.grad is not None]
-        if gradient_clip_val:
-            norm = torch.nn.utils.clip_grad_norm_(params, gradient_clip_val)
-        else:
-            norm = torch.nn.utils.get_total_norm([p.grad for p in params])
+        norm = torch.nn.utils.get_total_norm([p.grad for p in params])
         self.log("train/grad_norm", norm, on_step=True, on_epoch=False)
+        # fp16's loss scaler expects inf gradients now and then and skips those steps itself.
+        scaled = getattr(self.trainer.precision_plugin, "scaler", None) is not None
+        if not scaled and not torch.isfinite(norm):  # after DDP's all-reduce: every rank decides alike
+            self._nonfinite(params, float(norm))
+            return
+        if gradient_clip_val:
+            torch.nn.utils.clip_grads_with_norm_(params, gradient_clip_val, norm)
+
+    def _nonfinite(self, params: list[torch.nn.Parameter], norm: float) -> None:
+        where = f"step {self.trainer.global_step} (epoch {self.current_epoch}, batch {self._batch_idx})"
+        if self.skip_nonfinite:
+            for p in params:
+                p.grad = None  # the optimizer leaves parameters without a gradient untouched, moments included
+            self.skipped_steps += 1
+            log.warning("gradient norm %s at %s: step skipped (%d so far)", norm, where, self.skipped_steps)
+            self.log("train/skipped_steps", float(self.skipped_steps), on_step=True, on_epoch=False)
+            return
+        ckpt = self.trainer.checkpoint_callback
+        kept = (ckpt.last_model_path or ckpt.best_model_path) if ckpt is not None else ""
+        raise UserError(
+            f"training diverged: the gradient norm is {norm} at {where}; the last good checkpoint is "
+            f"{kept or 'none yet (no epoch finished)'}: resume from it with a lower optim.lr or "
+            "trainer.gradient_clip_val, or set trainer.skip_nonfinite=true to skip such steps."
+        )
 
     def configure_optimizers(self):
         cfg = dict(self.hparams.optim or {"_target_": "torch.optim.Adam", "lr": 1e-3})

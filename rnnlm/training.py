@@ -9,17 +9,20 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import lightning as L
 from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
-from rnnlm.checkpoint import read_checkpoint
+from rnnlm.checkpoint import AtomicCheckpointIO, read_checkpoint, resolve_ckpt_path
 from rnnlm.distributed import check_strategy
+from rnnlm.interrupt import GracefulInterrupt, TrainingInterrupted, resume_command
 from rnnlm.module import LanguageModel
+from rnnlm.validation import check_config, check_resume
 
 log = logging.getLogger(__name__)
 
@@ -45,10 +48,26 @@ def _continued_run(logger_cfg: DictConfig, checkpoint: dict) -> dict[str, str]:
     return {}
 
 
+def lightning_trainer_cfg(trainer: DictConfig) -> dict[str, Any]:
+    """The trainer config without rnnlm's own keys (skip_nonfinite), ready for lightning.Trainer."""
+    return {k: v for k, v in _plain(trainer).items() if k != "skip_nonfinite"}
+
+
 def build(cfg: DictConfig) -> tuple[L.LightningDataModule, LanguageModel, L.Trainer]:
+    # Everything that can be checked without data first: a typo should cost seconds, not a corpus read.
+    check_config(cfg)
     check_strategy(cfg.trainer)
     L.seed_everything(cfg.seed, workers=True)
     resumed = read_checkpoint(cfg.ckpt_path) if cfg.get("ckpt_path") else {}
+    if resumed:
+        check_resume(cfg, resumed, cfg.ckpt_path)
+
+    callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values()] + [GracefulInterrupt()]
+    loggers = [instantiate(c, **_continued_run(c, resumed)) for c in (cfg.get("logger") or {}).values()]
+    trainer = instantiate(
+        lightning_trainer_cfg(cfg.trainer), callbacks=callbacks, logger=loggers or False, plugins=[AtomicCheckpointIO()]
+    )
+
     # A resumed run must encode its data with the checkpoint's own vocabulary.
     tokenizer_json = resumed["hyper_parameters"]["tokenizer_json"] if resumed else None
     datamodule = instantiate(cfg.data, tokenizer=_plain(cfg.tokenizer), tokenizer_json=tokenizer_json)
@@ -58,10 +77,9 @@ def build(cfg: DictConfig) -> tuple[L.LightningDataModule, LanguageModel, L.Trai
         model=_plain(cfg.model),
         optim=_plain(cfg.optim),
         scheduler=_plain(cfg.get("scheduler")),
+        tokenizer_cfg=_plain(cfg.tokenizer),
     )
-    callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values()]
-    loggers = [instantiate(c, **_continued_run(c, resumed)) for c in (cfg.get("logger") or {}).values()]
-    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    module.skip_nonfinite = bool(cfg.trainer.get("skip_nonfinite", False))
     hparams = {**_plain(cfg), "num_params": module.num_parameters, "vocab_size": datamodule.vocab_size}
     for lg in trainer.loggers:
         lg.log_hyperparams(hparams)
@@ -104,11 +122,34 @@ def _history(module: LanguageModel, trainer: L.Trainer) -> list[dict]:
     return list(read_checkpoint(last).get("rnnlm_history", [])) if last and last.is_file() else []
 
 
+def _resolve_ckpt_path(cfg: DictConfig) -> DictConfig:
+    """`ckpt_path=last`, or the checkpoint a SLURM requeue left in this run's folder, made a real path."""
+    output_dir = cfg.paths.get("output_dir") if "paths" in cfg else None
+    runs_root = Path(cfg.paths.log_dir, cfg.task_name) if "paths" in cfg else Path("outputs")
+    path = resolve_ckpt_path(cfg.get("ckpt_path"), runs_root, output_dir)
+    if path != cfg.get("ckpt_path"):
+        log.info("resuming from %s", path)
+        with open_dict(cfg):
+            cfg.ckpt_path = path
+    return cfg
+
+
 def train(cfg: DictConfig) -> dict[str, float]:
     started = time.perf_counter()
+    cfg = _resolve_ckpt_path(cfg)
     datamodule, module, trainer = build(cfg)
     log.info("model: %s, %s parameters", cfg.model.cell, f"{module.num_parameters:,}")
-    trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    try:
+        trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    except TrainingInterrupted as stop:
+        _say_how_to_resume(stop, trainer)
+        raise
+    interrupt = next(c for c in trainer.callbacks if isinstance(c, GracefulInterrupt))
+    if interrupt.signum is not None:  # the signal came during the last validation: fit ended on its own
+        last = Path(trainer.checkpoint_callback.last_model_path or trainer.checkpoint_callback.best_model_path)
+        stop = TrainingInterrupted(interrupt.signum, last, trainer.current_epoch, trainer.global_step)
+        _say_how_to_resume(stop, trainer)
+        raise stop
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     history = _history(module, trainer)
 
@@ -132,6 +173,15 @@ def train(cfg: DictConfig) -> dict[str, float]:
     summary += f" | checkpoint {best_path or '(none saved)'}"
     print(summary, flush=True)
     return metrics
+
+
+def _say_how_to_resume(stop: TrainingInterrupted, trainer: L.Trainer) -> None:
+    if trainer.is_global_zero:
+        print(
+            f"stopped by {stop.signal_name} at epoch {stop.epoch}, step {stop.step}; saved {stop.checkpoint}\n"
+            f"resume with:\n  {resume_command(_overrides(), stop.checkpoint)}",
+            file=sys.stderr, flush=True,
+        )  # fmt: skip
 
 
 def objective(metrics: dict[str, float], name: str | None) -> float | None:

@@ -11,6 +11,7 @@ from hydra.utils import instantiate
 from omegaconf import open_dict
 
 from rnnlm.model import RNNLanguageModel
+from rnnlm.training import lightning_trainer_cfg
 
 CONF = Path(__file__).resolve().parent.parent / "conf"
 
@@ -67,7 +68,7 @@ def test_trainer_and_callback_configs_build(trainer, tmp_path):
         pytest.skip("no GPU here")
     cfg = cfg_with(f"trainer={trainer}", output_dir=tmp_path)
     callbacks = [instantiate(c) for c in cfg.callbacks.values()]
-    t = instantiate(cfg.trainer, callbacks=callbacks, logger=False)
+    t = instantiate(lightning_trainer_cfg(cfg.trainer), callbacks=callbacks, logger=False)
     assert t.max_epochs == cfg.trainer.max_epochs and t.gradient_clip_val == 0.25
 
 

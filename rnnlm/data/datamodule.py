@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader
 
@@ -177,6 +178,9 @@ class SentenceDataModule(L.LightningDataModule):
             collate_fn=keep_batch,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
+            # Each loader draws its workers' base seed from its own generator, not the global one, so
+            # opening a loader never shifts the random stream that dropout uses (exact resume).
+            generator=torch.Generator().manual_seed(self.seed),
         )
 
     def train_dataloader(self) -> DataLoader:
