@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import re
 from pathlib import Path
 
@@ -58,12 +59,14 @@ def test_resume_continues_from_the_last_checkpoint(tiny_corpus, tmp_path):
     assert min(steps) > state["global_step"]
 
 
-def test_same_seed_same_numbers(tiny_corpus, tmp_path):
-    lines = []
+@pytest.mark.parametrize("workers", [0, 2])
+def test_same_seed_same_numbers(workers, tiny_corpus, tmp_path):
+    runs = []
     for name in ("a", "b"):
-        proc = run_train(*tiny_overrides(tiny_corpus, tmp_path / name), "seed=7", cwd=tmp_path)
-        lines.append(SUMMARY.fullmatch(proc.stdout.strip().splitlines()[-1]).group(1, 2))
-    assert lines[0] == lines[1]
+        run_train(*tiny_overrides(tiny_corpus, tmp_path / name), "seed=7", f"data.num_workers={workers}", cwd=tmp_path)
+        runs.append(json.loads((tmp_path / name / "results.json").read_text()))
+    for key in ("val/ppl", "test/ppl", "train/ppl"):
+        assert runs[0]["metrics"][key] == runs[1]["metrics"][key]  # exactly: same machine, same config
     assert epoch_values(tmp_path / "a", "train/loss") == epoch_values(tmp_path / "b", "train/loss")
 
 
@@ -75,24 +78,6 @@ def test_checkpoint_alone_rebuilds_the_model(tiny_corpus, tmp_path):
     ids = model.tokenizer.encode("the cat sat", add_special_tokens=False).ids
     logits, _ = model(torch.tensor([[model.ids["sos"], *ids]]))
     assert logits.shape == (1, 4, model.tokenizer.get_vocab_size())
-
-
-@pytest.mark.parametrize(
-    "override, message",
-    [
-        ("model.tie_weights=true", "model.tie_weights=true needs model.hidden_size (16) to equal model.embed_size"),
-        ("data.min_len=50", "the length limits removed every train sentence"),
-        ("data.train_path=/nonexistent/train.txt", "data.train_path=/nonexistent/train.txt does not exist"),
-    ],
-)
-def test_user_errors_end_in_one_sentence(override, message, tiny_corpus, tmp_path):
-    overrides = [*tiny_overrides(tiny_corpus, tmp_path / "run"), override]
-    if override.startswith("model.tie"):
-        overrides.append("model.embed_size=12")
-    proc = run_train(*overrides, cwd=tmp_path, check=False)
-    assert proc.returncode == 2
-    assert message in proc.stderr
-    assert "Traceback" not in proc.stderr
 
 
 def test_bf16_mixed_precision_trains(tiny_corpus, tmp_path):
@@ -115,12 +100,3 @@ def test_sgd_with_plateau_scheduler(tiny_corpus, tmp_path):
     lrs = [float(r["lr-SGD"]) for r in metrics_rows(run_dir) if r.get("lr-SGD")]
     assert lrs[0] == 1.0 and len(lrs) == 3
     assert len(epoch_values(run_dir, "val/ppl")) == 3
-
-
-def test_a_checkpoint_that_is_not_one_is_named(tiny_corpus, tmp_path):
-    bad = tmp_path / "half.ckpt"
-    bad.write_bytes(b"PK\x03\x04 truncated")
-    for path, message in ((tmp_path / "missing.ckpt", "is not a file"), (bad, "could not be read as a checkpoint")):
-        proc = run_train(*tiny_overrides(tiny_corpus, tmp_path / "run"), f"ckpt_path={path}", cwd=tmp_path, check=False)
-        assert proc.returncode == 2 and f"ckpt_path={path} {message}" in proc.stderr
-        assert "Traceback" not in proc.stderr

@@ -1,0 +1,109 @@
+"""Every mistake a user can make on the command line, through the real entry points.
+
+Each case: the exit code, the one sentence on stderr naming the bad key or file and the fix, no
+traceback, and nothing half-written (no checkpoint, results, corpus cache entry, output file or temporary
+file). Data mistakes in more depth (16 source/format cases, in-process): tests/test_data_errors.py.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from tests.conftest import ROOT, tiny_overrides
+
+HYDRA = 1  # Hydra's own composition errors (unknown key or option) exit 1; rnnlm's exit 2
+
+
+def run(script: str, args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}  # what a user sees
+    return subprocess.run([sys.executable, str(ROOT / script), *args], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=300)  # fmt: skip
+
+
+@pytest.fixture
+def files(tmp_path, trained):
+    truncated = tmp_path / "truncated.ckpt"
+    truncated.write_bytes((trained / "checkpoints" / "last.ckpt").read_bytes()[:5000])
+    foreign = tmp_path / "foreign.ckpt"
+    torch.save({"state_dict": {"w": torch.zeros(2)}}, foreign)
+    empty = tmp_path / "empty.txt"
+    empty.write_text("")
+    table = tmp_path / "reviews.csv"
+    table.write_text("title,body\nhello,a fine sentence\n")
+    return {"ckpt": trained / "checkpoints" / "last.ckpt", "truncated": truncated, "foreign": foreign,
+            "empty": empty, "csv": table}  # fmt: skip
+
+
+T, G = "train.py", "generate.py"
+# fmt: off
+CASES = [
+    # -- config: caught before any data is read
+    ("hidden-not-int", T, ["model.hidden_size=abc"], 2, "model.hidden_size='abc' must be a positive integer."),
+    ("hidden-negative", T, ["model.hidden_size=-5"], 2, "model.hidden_size=-5 must be a positive integer."),
+    ("dropout-range", T, ["model.dropout=1.5"], 2, "model.dropout=1.5 must be a number in [0.0, 1.0)."),
+    ("unknown-model-key", T, ["+model.hiden_size=3"], 2, "model.hiden_size is not a setting of model: remove it"),
+    ("unknown-key-no-plus", T, ["model.hiden_size=3"], HYDRA, "Could not override 'model.hiden_size'."),
+    ("unknown-trainer-key", T, ["+trainer.epochs=3"], 2, "trainer.epochs is not a setting of trainer"),
+    ("unknown-option", T, ["model=transformer"], HYDRA, "Could not find 'model/transformer'"),
+    ("unknown-cell", T, ["model.cell=lstmm"], 2, "model.cell=lstmm is not a known cell: use one of"),
+    ("batch-size-zero", T, ["data.batch_size=0"], 2, "data.batch_size=0 must be a positive integer or null."),
+    ("lr-negative", T, ["optim.lr=-0.1"], 2, "optim.lr=-0.1 must be a number in (0.0, inf)."),
+    ("tokenizer-kind", T, ["tokenizer.kind=wordpiece"], 2, "tokenizer.kind=wordpiece is not known"),
+    ("tie-weights", T, ["model.tie_weights=true", "model.embed_size=12"], 2,
+     "model.tie_weights=true needs model.hidden_size (16) to equal model.embed_size (12)"),
+    # -- data
+    ("missing-file", T, ["data.train_path=/nonexistent/train.txt"], 2,
+     "data.train_path=/nonexistent/train.txt does not exist"),
+    ("empty-file", T, ["data.train_path={empty}"], 2, "data.train_path={empty} is empty"),
+    ("length-limits", T, ["data.min_len=50"], 2, "the length limits removed every train sentence"),
+    ("csv-column", T, ["data=csv", "data.path={csv}", "data.text_column=review"], 2,
+     "data.path={csv} has no column 'review' (it has: title, body): set data.text_column to one of them."),
+    # -- checkpoints
+    ("ckpt-missing", T, ["ckpt_path=/nowhere/model.ckpt"], 2, "ckpt_path=/nowhere/model.ckpt is not a file"),
+    ("ckpt-truncated", T, ["ckpt_path={truncated}"], 2, "ckpt_path={truncated} could not be read as a checkpoint"),
+    ("ckpt-foreign", T, ["ckpt_path={foreign}"], 2, "ckpt_path={foreign} was not written by rnnlm"),
+    ("resume-other-model", T, ["ckpt_path={ckpt}", "model.hidden_size=32"], 2,
+     "was trained with other settings than this run asks for: model.hidden_size=32 (checkpoint: 16)"),
+    ("resume-other-tokenizer", T, ["ckpt_path={ckpt}", "tokenizer=char"], 2,
+     "tokenizer.kind='char' (checkpoint: 'word')"),
+    # -- generation
+    ("gen-ckpt-missing", G, ["ckpt_path=/nowhere/model.ckpt"], 2, "ckpt_path=/nowhere/model.ckpt is not a file"),
+    ("gen-ckpt-foreign", G, ["ckpt_path={foreign}"], 2, "ckpt_path={foreign} was not written by rnnlm"),
+    ("gen-top-p", G, ["ckpt_path={ckpt}", "top_p=0"], 2, "top_p=0 must be in (0, 1]"),
+    ("gen-beam-size", G, ["ckpt_path={ckpt}", "strategy=beam", "beam_size=0"], 2, "beam_size=0 must be at least 1"),
+    ("gen-temperature", G, ["ckpt_path={ckpt}", "temperature=0"], 2, "temperature=0 must be > 0 with strategy=sample"),
+    ("gen-prompt-file", G, ["ckpt_path={ckpt}", "prompt_file=/nowhere/p.txt"], 2,
+     "prompt_file=/nowhere/p.txt does not exist"),
+]
+# fmt: on
+
+
+@pytest.mark.parametrize("script, args, code, message", [pytest.param(*c[1:], id=c[0]) for c in CASES])
+def test_bad_input_is_one_sentence_and_leaves_nothing_behind(script, args, code, message, files, tiny_corpus, tmp_path):
+    args = [a.format(**files) for a in args]
+    message = message.format(**files)
+    run_dir, out, cache = tmp_path / "run", tmp_path / "out.jsonl", tmp_path / "cache"
+    if script == T:
+        keys = {a.split("=")[0] for a in args}
+        other_source = "data" in keys  # its own paths instead of the text files
+        base = [o for o in tiny_overrides(tiny_corpus, run_dir)
+                if o.split("=")[0] not in keys and not (other_source and o.startswith("data."))]  # fmt: skip
+        args = [*base, *args, f"data.cache_dir={cache}"]
+    else:
+        args = [*args, f"output={out}", f"hydra.run.dir={run_dir}"]
+    proc = run(script, args, cwd=tmp_path)
+
+    assert proc.returncode == code, proc.stderr[-3000:]
+    assert message in proc.stderr, proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr + proc.stdout
+    if code == 2:
+        assert proc.stderr.strip().splitlines()[-1].startswith("error: ")  # the last line is the sentence
+    assert not (run_dir / "checkpoints").exists() and not (run_dir / "results.json").exists()
+    assert not out.exists() and not list(cache.glob("*")) if cache.exists() else True
+    assert not [p for p in tmp_path.rglob("*") if ".tmp" in p.name]
