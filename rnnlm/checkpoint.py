@@ -52,8 +52,9 @@ def resolve_ckpt_path(ckpt_path: str | None, runs_root: str | Path, output_dir: 
     """The checkpoint a run resumes from.
 
     `last`: the newest checkpoints/last.ckpt of any earlier run under `runs_root` (outputs/<task_name>).
-    None: a checkpoint Lightning's SLURM auto-requeue left in this run's own folder (hpc_ckpt_N.ckpt), if any,
-    so a requeued job resumes with its own vocabulary. Anything else: the path itself.
+    None: the newest checkpoint already in this run's own folder, if any: what Lightning's SLURM
+    auto-requeue saved (hpc_ckpt_N.ckpt) or a SIGTERM after it (checkpoints/last.ckpt), so a requeued job
+    started again in the same folder resumes, with its own vocabulary. Anything else: the path itself.
     """
     if ckpt_path == "last":
         candidates = [p for p in Path(runs_root).glob("**/checkpoints/last.ckpt") if p.is_file()]
@@ -63,6 +64,7 @@ def resolve_ckpt_path(ckpt_path: str | None, runs_root: str | Path, output_dir: 
             )
         return str(max(candidates, key=lambda p: p.stat().st_mtime).resolve())
     if ckpt_path is None and output_dir is not None:
-        hpc = sorted(Path(output_dir).glob("hpc_ckpt_*.ckpt"), key=lambda p: int(p.stem.rsplit("_", 1)[-1]))
-        return str(hpc[-1]) if hpc else None
+        own = Path(output_dir)
+        found = [p for p in [*own.glob("hpc_ckpt_*.ckpt"), own / "checkpoints" / "last.ckpt"] if p.is_file()]
+        return str(max(found, key=lambda p: p.stat().st_mtime)) if found else None
     return ckpt_path

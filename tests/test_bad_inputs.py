@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -24,20 +25,6 @@ def run(script: str, args: list[str], cwd: Path) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}  # what a user sees
     return subprocess.run([sys.executable, str(ROOT / script), *args], cwd=cwd, env=env, capture_output=True,
                           text=True, timeout=300)  # fmt: skip
-
-
-@pytest.fixture
-def files(tmp_path, trained):
-    truncated = tmp_path / "truncated.ckpt"
-    truncated.write_bytes((trained / "checkpoints" / "last.ckpt").read_bytes()[:5000])
-    foreign = tmp_path / "foreign.ckpt"
-    torch.save({"state_dict": {"w": torch.zeros(2)}}, foreign)
-    empty = tmp_path / "empty.txt"
-    empty.write_text("")
-    table = tmp_path / "reviews.csv"
-    table.write_text("title,body\nhello,a fine sentence\n")
-    return {"ckpt": trained / "checkpoints" / "last.ckpt", "truncated": truncated, "foreign": foreign,
-            "empty": empty, "csv": table}  # fmt: skip
 
 
 T, G = "train.py", "generate.py"
@@ -82,28 +69,59 @@ CASES = [
      "prompt_file=/nowhere/p.txt does not exist"),
 ]
 # fmt: on
+# Caught by the config check itself: the corpus is never read (no cache entry is even started).
+BEFORE_DATA = {c[0] for c in CASES[:12]} | {"resume-other-model", "resume-other-tokenizer"}
 
 
-@pytest.mark.parametrize("script, args, code, message", [pytest.param(*c[1:], id=c[0]) for c in CASES])
-def test_bad_input_is_one_sentence_and_leaves_nothing_behind(script, args, code, message, files, tiny_corpus, tmp_path):
-    args = [a.format(**files) for a in args]
+def make_files(d: Path, trained: Path) -> dict[str, Path]:
+    truncated = d / "truncated.ckpt"
+    truncated.write_bytes((trained / "checkpoints" / "last.ckpt").read_bytes()[:5000])
+    foreign = d / "foreign.ckpt"
+    torch.save({"state_dict": {"w": torch.zeros(2)}}, foreign)
+    empty = d / "empty.txt"
+    empty.write_text("")
+    table = d / "reviews.csv"
+    table.write_text("title,body\nhello,a fine sentence\n")
+    return {"ckpt": trained / "checkpoints" / "last.ckpt", "truncated": truncated, "foreign": foreign,
+            "empty": empty, "csv": table}  # fmt: skip
+
+
+def command(script: str, args: list[str], corpus: dict[str, Path], d: Path) -> list[str]:
+    if script == G:
+        return [*args, f"output={d / 'out.jsonl'}", f"hydra.run.dir={d / 'run'}"]
+    keys = {a.split("=")[0] for a in args}
+    other_source = "data" in keys  # its own paths instead of the text files
+    base = [o for o in tiny_overrides(corpus, d / "run")
+            if o.split("=")[0] not in keys and not (other_source and o.startswith("data."))]  # fmt: skip
+    return [*base, *args, f"data.cache_dir={d / 'cache'}"]
+
+
+@pytest.fixture(scope="module")
+def outcomes(trained, tiny_corpus, tmp_path_factory) -> dict[str, tuple[subprocess.CompletedProcess, Path, dict]]:
+    """Every case run once, two at a time (each is a process start: mostly imports), in a folder of its own."""
+    files = make_files(tmp_path_factory.mktemp("inputs"), trained)
+    jobs = {}
+    for case, script, args, _, _ in CASES:
+        d = tmp_path_factory.mktemp(case)
+        jobs[case] = (script, command(script, [a.format(**files) for a in args], tiny_corpus, d), d)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        procs = {case: pool.submit(run, script, args, d) for case, (script, args, d) in jobs.items()}
+        return {case: (procs[case].result(), jobs[case][2], files) for case in jobs}
+
+
+@pytest.mark.parametrize("case, code, message", [pytest.param(c[0], c[3], c[4], id=c[0]) for c in CASES])
+def test_bad_input_is_one_sentence_and_leaves_nothing_behind(case, code, message, outcomes):
+    proc, d, files = outcomes[case]
     message = message.format(**files)
-    run_dir, out, cache = tmp_path / "run", tmp_path / "out.jsonl", tmp_path / "cache"
-    if script == T:
-        keys = {a.split("=")[0] for a in args}
-        other_source = "data" in keys  # its own paths instead of the text files
-        base = [o for o in tiny_overrides(tiny_corpus, run_dir)
-                if o.split("=")[0] not in keys and not (other_source and o.startswith("data."))]  # fmt: skip
-        args = [*base, *args, f"data.cache_dir={cache}"]
-    else:
-        args = [*args, f"output={out}", f"hydra.run.dir={run_dir}"]
-    proc = run(script, args, cwd=tmp_path)
-
     assert proc.returncode == code, proc.stderr[-3000:]
     assert message in proc.stderr, proc.stderr[-3000:]
     assert "Traceback" not in proc.stderr + proc.stdout
     if code == 2:
         assert proc.stderr.strip().splitlines()[-1].startswith("error: ")  # the last line is the sentence
+    run_dir, cache = d / "run", d / "cache"
     assert not (run_dir / "checkpoints").exists() and not (run_dir / "results.json").exists()
-    assert not out.exists() and not list(cache.glob("*")) if cache.exists() else True
-    assert not [p for p in tmp_path.rglob("*") if ".tmp" in p.name]
+    assert not (d / "out.jsonl").exists()
+    assert not cache.exists() or not list(cache.iterdir())  # no corpus cache entry, finished or not
+    assert not [p for p in d.rglob("*") if ".tmp" in p.name]
+    if case in BEFORE_DATA:
+        assert not cache.exists() and "corpus read" not in proc.stdout  # stopped before reading the corpus

@@ -40,8 +40,12 @@ def test_ckpt_path_last_is_the_newest_last_ckpt(tmp_path):
         resolve_ckpt_path("last", tmp_path / "nothing")
 
 
-def test_a_requeued_slurm_job_resumes_from_its_hpc_checkpoint(tmp_path):
-    assert resolve_ckpt_path(None, tmp_path, tmp_path) is None
-    for n in (2, 10, 9):
-        (tmp_path / f"hpc_ckpt_{n}.ckpt").write_bytes(b"x")
-    assert resolve_ckpt_path(None, tmp_path, tmp_path) == str(tmp_path / "hpc_ckpt_10.ckpt")
+def test_a_requeued_slurm_job_resumes_from_the_newest_checkpoint_in_its_folder(tmp_path):
+    assert resolve_ckpt_path(None, tmp_path, tmp_path) is None  # a fresh run folder: a fresh run
+    for n in (1, 2):
+        (tmp_path / f"hpc_ckpt_{n}.ckpt").write_bytes(b"x")  # Lightning's save on SIGUSR1
+        time.sleep(0.01)
+    assert resolve_ckpt_path(None, tmp_path, tmp_path) == str(tmp_path / "hpc_ckpt_2.ckpt")
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "checkpoints" / "last.ckpt").write_bytes(b"x")  # rnnlm's save on the SIGTERM that followed
+    assert resolve_ckpt_path(None, tmp_path, tmp_path) == str(tmp_path / "checkpoints" / "last.ckpt")
