@@ -146,7 +146,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
         raise
     interrupt = next(c for c in trainer.callbacks if isinstance(c, GracefulInterrupt))
     if interrupt.signum is not None:  # the signal came during the last validation: fit ended on its own
-        last = Path(trainer.checkpoint_callback.last_model_path or trainer.checkpoint_callback.best_model_path)
+        ckpt = trainer.checkpoint_callback
+        last = Path((ckpt.last_model_path or ckpt.best_model_path) if ckpt is not None else "(no checkpoint)")
         stop = TrainingInterrupted(interrupt.signum, last, trainer.current_epoch, trainer.global_step)
         _say_how_to_resume(stop, trainer)
         raise stop
