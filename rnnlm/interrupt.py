@@ -3,8 +3,8 @@
 While fitting, both signals only raise a flag. At the end of the batch being trained, every rank agrees
 to stop (the flag is OR-reduced under DDP, so all ranks save the same step), `checkpoints/last.ckpt` is
 written (atomically), and fitting ends with TrainingInterrupted; train() then prints the command that
-resumes the run exactly there. A second Ctrl-C quits at once. The handlers replace Lightning's own
-SIGTERM handler for the duration of fit, so a signal during validation lets validation finish first.
+resumes the run exactly there. A second Ctrl-C quits at once. From the first training batch to the end of
+fit the handlers replace Lightning's own SIGTERM handler, so a signal during validation lets it finish.
 """
 
 from __future__ import annotations
@@ -43,7 +43,9 @@ class GracefulInterrupt(L.Callback):
         print(f"\n{what}: finishing this batch, then saving a checkpoint to resume from (Ctrl-C again quits at once)",
               file=sys.stderr, flush=True)  # fmt: skip
 
-    def on_fit_start(self, trainer, pl_module) -> None:
+    def on_train_start(self, trainer, pl_module) -> None:
+        # Not on_fit_start: Lightning installs its SIGTERM handler after that hook, and its handler runs a
+        # collective broadcast inside the signal handler, which deadlocks when one rank alone is signalled.
         self.signum = None
         if threading.current_thread() is threading.main_thread():  # only there can Python take signals
             for signum in (signal.SIGINT, signal.SIGTERM):

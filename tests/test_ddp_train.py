@@ -8,6 +8,7 @@ from collections import Counter
 
 import lightning as L
 import pytest
+import torch
 
 from rnnlm.data.datamodule import SentenceDataModule
 from rnnlm.module import LanguageModel
@@ -83,3 +84,16 @@ def test_ddp_spawn_is_the_way_to_run_ddp_in_a_sweep(tiny_corpus, tmp_path):
     with open(sweep_dir / "0" / "csv" / "metrics.csv") as f:
         rows = list(csv.DictReader(f))
     assert sum(1 for r in rows if r.get("val/ppl")) == 2 and any(r.get("test/ppl") for r in rows)
+
+
+def test_sigterm_to_one_rank_stops_every_rank_at_the_same_step_with_a_checkpoint(tiny_corpus, tmp_path):
+    run_dir = tmp_path / "run"
+    proc = run_train(
+        *tiny_overrides(tiny_corpus, run_dir), "trainer=ddp_cpu", "trainer.max_epochs=3",
+        "+callbacks.stop._target_=tests.apps.interrupt.SignalAt", "+callbacks.stop.step=6", "+callbacks.stop.rank=1",
+        cwd=tmp_path, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 143, proc.stderr[-3000:]
+    assert "stopped by SIGTERM at epoch 0, step 6" in proc.stderr  # printed by rank 0, which got no signal
+    state = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert state["global_step"] == 6

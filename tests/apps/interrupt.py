@@ -6,9 +6,11 @@ import lightning as L
 
 
 class SignalAt(L.Callback):
-    def __init__(self, step: int, signum: int = 15) -> None:
-        self.step, self.signum = step, signum
+    """rank: signal only that DDP rank's process (the others must learn of it from the stop agreement)."""
+
+    def __init__(self, step: int, signum: int = 15, rank: int | None = None) -> None:
+        self.step, self.signum, self.rank = step, signum, rank
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        if trainer.global_step == self.step:
+        if trainer.global_step == self.step and self.rank in (None, trainer.global_rank):
             os.kill(os.getpid(), self.signum)
