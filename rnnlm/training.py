@@ -15,11 +15,14 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from rnnlm.checkpoint import AtomicCheckpointIO, read_checkpoint, resolve_ckpt_path
+from rnnlm.cli import user_error
 from rnnlm.distributed import check_strategy
+from rnnlm.errors import UserError
 from rnnlm.interrupt import GracefulInterrupt, TrainingInterrupted, resume_command
 from rnnlm.module import LanguageModel
 from rnnlm.validation import check_config, check_resume
@@ -53,6 +56,18 @@ def lightning_trainer_cfg(trainer: DictConfig) -> dict[str, Any]:
     return {k: v for k, v in _plain(trainer).items() if k != "skip_nonfinite"}
 
 
+def _build(key: str, node: Any, **kwargs: Any) -> Any:
+    """instantiate(), with a library's refusal of a setting (a misspelt `+key`, a bad value) said in one
+    sentence that names the config node, instead of a traceback from inside the library."""
+    try:
+        return instantiate(node, **kwargs)
+    except InstantiationException as err:
+        if user_error(err) is not None:
+            raise
+        cause = err.__cause__ or err
+        raise UserError(f"{key} could not be built: {cause}; fix or remove that setting.") from err
+
+
 def build(cfg: DictConfig) -> tuple[L.LightningDataModule, LanguageModel, L.Trainer]:
     # Everything that can be checked without data first: a typo should cost seconds, not a corpus read.
     check_config(cfg)
@@ -62,11 +77,12 @@ def build(cfg: DictConfig) -> tuple[L.LightningDataModule, LanguageModel, L.Trai
     if resumed:
         check_resume(cfg, resumed, cfg.ckpt_path)
 
-    callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values()] + [GracefulInterrupt()]
-    loggers = [instantiate(c, **_continued_run(c, resumed)) for c in (cfg.get("logger") or {}).values()]
-    trainer = instantiate(
-        lightning_trainer_cfg(cfg.trainer), callbacks=callbacks, logger=loggers or False, plugins=[AtomicCheckpointIO()]
-    )
+    callbacks = [_build(f"callbacks.{k}", c) for k, c in (cfg.get("callbacks") or {}).items()] + [GracefulInterrupt()]
+    loggers = [_build(f"logger.{k}", c, **_continued_run(c, resumed)) for k, c in (cfg.get("logger") or {}).items()]
+    trainer = _build(
+        "trainer", lightning_trainer_cfg(cfg.trainer), callbacks=callbacks, logger=loggers or False,
+        plugins=[AtomicCheckpointIO()],
+    )  # fmt: skip
 
     # A resumed run must encode its data with the checkpoint's own vocabulary.
     tokenizer_json = resumed["hyper_parameters"]["tokenizer_json"] if resumed else None

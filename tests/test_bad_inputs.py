@@ -38,6 +38,9 @@ CASES = [
     ("unknown-key-no-plus", T, ["model.hiden_size=3"], HYDRA, "Could not override 'model.hiden_size'."),
     ("unknown-trainer-key", T, ["+trainer.epochs=3"], 2, "trainer.epochs is not a setting of trainer"),
     ("unknown-option", T, ["model=transformer"], HYDRA, "Could not find 'model/transformer'"),
+    ("unknown-callback-key", T, ["+callbacks.early_stopping.patiance=3"], 2,
+     "callbacks.early_stopping could not be built: EarlyStopping.__init__() got an unexpected keyword argument "
+     "'patiance'; fix or remove that setting."),
     ("unknown-cell", T, ["model.cell=lstmm"], 2, "model.cell=lstmm is not a known cell: use one of"),
     ("batch-size-zero", T, ["data.batch_size=0"], 2, "data.batch_size=0 must be a positive integer or null."),
     ("lr-negative", T, ["optim.lr=-0.1"], 2, "optim.lr=-0.1 must be a number in (0.0, inf)."),
@@ -70,7 +73,7 @@ CASES = [
 ]
 # fmt: on
 # Caught by the config check itself: the corpus is never read (no cache entry is even started).
-BEFORE_DATA = {c[0] for c in CASES[:12]} | {"resume-other-model", "resume-other-tokenizer"}
+BEFORE_DATA = {c[0] for c in CASES[:13]} | {"resume-other-model", "resume-other-tokenizer"}
 
 
 def make_files(d: Path, trained: Path) -> dict[str, Path]:
