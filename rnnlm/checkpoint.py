@@ -3,7 +3,6 @@ and found by name (`ckpt_path=last`)."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +10,7 @@ import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 
 from rnnlm.errors import UserError
+from rnnlm.files import atomic_open
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
@@ -35,17 +35,8 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     target: a kill or a full disk mid-write leaves the previous checkpoint intact, never half a file."""
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options: Any | None = None) -> None:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        try:
-            with open(tmp, "wb") as f:
-                torch.save(checkpoint, f)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
+        with atomic_open(path, "wb", fsync=True) as f:
+            torch.save(checkpoint, f)
 
 
 def resolve_ckpt_path(ckpt_path: str | None, runs_root: str | Path, output_dir: str | Path | None = None) -> str | None:

@@ -17,7 +17,8 @@ RELAUNCHING = {"ddp", "ddp_find_unused_parameters_true", "ddp_find_unused_parame
 warnings.filterwarnings("ignore", message=r".*when logging on epoch level in distributed setting.*")
 
 
-def _in_multirun() -> bool:
+def in_multirun() -> bool:
+    """Whether this process runs one job of a Hydra multirun."""
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
@@ -37,7 +38,7 @@ def check_strategy(trainer_cfg: DictConfig) -> None:
     name = strategy if isinstance(strategy, str) else ""
     devices = trainer_cfg.get("devices", 1)
     several = not isinstance(devices, int) or devices != 1 or (trainer_cfg.get("num_nodes") or 1) > 1
-    if name in RELAUNCHING and several and _in_multirun() and not _processes_started_outside():
+    if name in RELAUNCHING and several and in_multirun() and not _processes_started_outside():
         raise UserError(
             f"trainer.strategy={name} cannot run inside a Hydra multirun: Lightning starts its other ranks by "
             "re-running train.py, which would start the whole sweep again (Lightning issue 11300); use "

@@ -3,30 +3,20 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
-from pathlib import Path
 
 from omegaconf import DictConfig
 
 from rnnlm.data.reading import read_lines
+from rnnlm.files import atomic_open
 from rnnlm.generation import GenerationConfig, Generator, load_model
 from rnnlm.scoring import score
 
 
 def _write_jsonl(path: str, rows: list[dict]) -> None:
     """Atomically: a failed run never leaves a half-written output file."""
-    target = Path(path).expanduser()
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            for row in rows:
-                f.write(json.dumps(row, ensure_ascii=False) + "\n")
-        os.replace(tmp, target)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    with atomic_open(path) as f:
+        for row in rows:
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
 
 
 def run(cfg: DictConfig) -> None:

@@ -15,6 +15,8 @@ from lightning.pytorch.loggers import CSVLogger as _CSVLogger
 from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 
+from rnnlm.distributed import in_multirun
+
 log = logging.getLogger("rnnlm")
 
 
@@ -53,9 +55,8 @@ def wandb_credentials() -> bool:
 def sweep_group() -> str | None:
     """One name for every run of a Hydra multirun (the sweep folder's), None for a single run."""
     from hydra.core.hydra_config import HydraConfig
-    from hydra.types import RunMode
 
-    if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
+    if not in_multirun():
         return None
     hydra = HydraConfig.get()
     return f"{hydra.job.name}-{Path(hydra.sweep.dir).name}"

@@ -15,7 +15,6 @@ import csv
 import io
 import json
 import math
-import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +22,7 @@ from pathlib import Path
 import yaml
 
 from rnnlm.errors import UserError
+from rnnlm.files import atomic_open
 
 CELL_COLOURS = {"rnn": "tab:blue", "gru": "tab:orange", "lstm": "tab:green", "vanilla": "tab:red"}
 COLUMNS = ["run", "overrides", "cell", "params", "best val/ppl", "test/ppl", "epochs", "tokens/s", "wall time"]
@@ -85,9 +85,8 @@ def _varying(runs: list[Run]) -> tuple[list[str], list[list[str]]]:
     return shared, [[o for o in r.overrides if o not in common] for r in runs]
 
 
-def rows(runs: list[Run]) -> list[dict]:
-    """One row of raw values per run (the CSV); markdown() formats them."""
-    _, own = _varying(runs)
+def rows(runs: list[Run], own: list[list[str]]) -> list[dict]:
+    """One row of raw values per run (the CSV), with its own overrides; markdown() formats them."""
     out = []
     for run, overrides in zip(runs, own):
         r = run.results or {}
@@ -121,9 +120,8 @@ def _cell_text(column: str, value) -> str:
     return str(value).replace("|", "\\|")
 
 
-def markdown(runs: list[Run], table: list[dict], metric: str) -> str:
-    shared, _ = _varying(runs)
-    lines = [f"{len(runs)} runs, sorted by {metric}."]
+def markdown(table: list[dict], shared: list[str], metric: str) -> str:
+    lines = [f"{len(table)} runs, sorted by {metric}."]
     if shared:
         lines.append(f"Every run: `{' '.join(shared)}`.")
     lines += ["", "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
@@ -132,9 +130,8 @@ def markdown(runs: list[Run], table: list[dict], metric: str) -> str:
 
 
 def _write(path: Path, data: str | bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data.encode() if isinstance(data, str) else data)
-    os.replace(tmp, path)
+    with atomic_open(path, "wb") as f:
+        f.write(data.encode() if isinstance(data, str) else data)
 
 
 def plot(runs: list[Run], metric: str, out_dir: Path) -> list[Path]:
@@ -198,8 +195,9 @@ def report(sweep_dir: Path, metric: str = "val/ppl", mode: str = "min", out_dir:
     runs = sort_runs(load_runs(sweep_dir), metric, mode)
     out_dir = out_dir or sweep_dir
     out_dir.mkdir(parents=True, exist_ok=True)
-    table = rows(runs)
-    text = markdown(runs, table, metric)
+    shared, own = _varying(runs)
+    table = rows(runs, own)
+    text = markdown(table, shared, metric)
     _write(out_dir / "report.md", f"# Sweep report: {sweep_dir}\n\n" + text)
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=COLUMNS)

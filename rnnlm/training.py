@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import sys
 import time
 from pathlib import Path
@@ -23,6 +22,7 @@ from rnnlm.checkpoint import AtomicCheckpointIO, read_checkpoint, resolve_ckpt_p
 from rnnlm.cli import user_error
 from rnnlm.distributed import check_strategy
 from rnnlm.errors import UserError
+from rnnlm.files import atomic_open
 from rnnlm.interrupt import GracefulInterrupt, TrainingInterrupted, resume_command
 from rnnlm.module import LanguageModel
 from rnnlm.validation import check_config, check_resume
@@ -123,9 +123,8 @@ def write_results(path: Path, cfg: DictConfig, history: list[dict], metrics: dic
         "history": history,
         **extra,
     }
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(results, indent=2) + "\n")
-    os.replace(tmp, path)
+    with atomic_open(path) as f:
+        f.write(json.dumps(results, indent=2) + "\n")
 
 
 def _history(module: LanguageModel, trainer: L.Trainer) -> list[dict]:
@@ -138,7 +137,7 @@ def _history(module: LanguageModel, trainer: L.Trainer) -> list[dict]:
     return list(read_checkpoint(last).get("rnnlm_history", [])) if last and last.is_file() else []
 
 
-def _resolve_ckpt_path(cfg: DictConfig) -> DictConfig:
+def _resolve_ckpt_path(cfg: DictConfig) -> None:
     """`ckpt_path=last`, or the checkpoint a SLURM requeue left in this run's folder, made a real path."""
     output_dir = cfg.paths.get("output_dir") if "paths" in cfg else None
     runs_root = Path(cfg.paths.log_dir, cfg.task_name) if "paths" in cfg else Path("outputs")
@@ -147,12 +146,11 @@ def _resolve_ckpt_path(cfg: DictConfig) -> DictConfig:
         log.info("resuming from %s", path)
         with open_dict(cfg):
             cfg.ckpt_path = path
-    return cfg
 
 
 def train(cfg: DictConfig) -> dict[str, float]:
     started = time.perf_counter()
-    cfg = _resolve_ckpt_path(cfg)
+    _resolve_ckpt_path(cfg)
     datamodule, module, trainer = build(cfg)
     log.info("model: %s, %s parameters", cfg.model.cell, f"{module.num_parameters:,}")
     try:

@@ -77,14 +77,12 @@ def check_model(model: DictConfig) -> None:
 
 
 def check_data(data: DictConfig) -> None:
-    from rnnlm.data.catalog import SOURCES
+    from rnnlm.data.catalog import source_class
     from rnnlm.data.datamodule import SentenceDataModule
 
-    source = data.get("source", "ptb")
-    if source not in SOURCES:
-        raise UserError(f"data.source={source} is not known: use one of {', '.join(SOURCES)}.")
+    source = source_class(data.get("source", "ptb"))
     accepted = _params(SentenceDataModule.__init__, skip=("tokenizer", "tokenizer_json"))
-    _known("data", data, accepted | _params(SOURCES[source].__init__))
+    _known("data", data, accepted | _params(source.__init__))
     _int("data.batch_size", data.get("batch_size"), 1, optional=True)
     _int("data.max_tokens", data.get("max_tokens"), 1, optional=True)
     if data.get("batch_size") is None and data.get("max_tokens") is None:
@@ -100,11 +98,10 @@ def check_data(data: DictConfig) -> None:
 
 
 def check_tokenizer(tokenizer: DictConfig) -> None:
-    from rnnlm.data.tokenizer import KINDS, build_tokenizer
+    from rnnlm.data.tokenizer import build_tokenizer, check_kind
 
     _known("tokenizer", tokenizer, _params(build_tokenizer, skip=("sentences",)))
-    if tokenizer.get("kind", "word") not in KINDS:
-        raise UserError(f"tokenizer.kind={tokenizer.get('kind')} is not known: use one of {', '.join(KINDS)}.")
+    check_kind(tokenizer.get("kind", "word"))
     _int("tokenizer.vocab_size", tokenizer.get("vocab_size"), 1, optional=True)
     _int("tokenizer.min_freq", tokenizer.get("min_freq", 1), 1)
     for key in ("lowercase", "split_punct"):

@@ -12,7 +12,11 @@ from rnnlm.errors import UserError
 SOURCES: dict[str, type[Source]] = {"ptb": PennTreebank, "text": TextFiles, "csv": TableFile, "imdb": IMDB}
 
 
-def make_source(name: str, **args: Any) -> Source:
+def source_class(name: str) -> type[Source]:
     if name not in SOURCES:
         raise UserError(f"data.source={name} is not known: use one of {', '.join(SOURCES)}.")
-    return SOURCES[name](**args)
+    return SOURCES[name]
+
+
+def make_source(name: str, **args: Any) -> Source:
+    return source_class(name)(**args)

@@ -37,6 +37,11 @@ def _pipeline(tok: Tokenizer, kind: str, lowercase: bool, split_punct: bool) -> 
     return tok
 
 
+def check_kind(kind: str) -> None:
+    if kind not in KINDS:
+        raise UserError(f"tokenizer.kind={kind} is not known: use tokenizer=word, tokenizer=char or tokenizer=bpe.")
+
+
 def build_tokenizer(
     sentences: Iterable[str],
     kind: str = "word",
@@ -50,8 +55,7 @@ def build_tokenizer(
     `vocab_size` counts the specials; None keeps every word (or character) seen at least `min_freq`
     times. BPE needs a vocab_size: it is the number of merges to learn.
     """
-    if kind not in KINDS:
-        raise UserError(f"tokenizer.kind={kind} is not known: use tokenizer=word, tokenizer=char or tokenizer=bpe.")
+    check_kind(kind)
     if vocab_size is not None and vocab_size <= len(SPECIALS):
         raise UserError(
             f"tokenizer.vocab_size={vocab_size} leaves no room for tokens after the {len(SPECIALS)} specials "
