@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import platform
 import statistics
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -39,3 +40,56 @@ def machine() -> str:
 def median_spread(values: list[float]) -> str:
     """'median (min-max)' with values in thousands."""
     return f"{statistics.median(values) / 1e3:.2f}k ({min(values) / 1e3:.2f}-{max(values) / 1e3:.2f})"
+
+
+@dataclass
+class Row:
+    """One line of the suite's table: a figure measured `len(values)` times, reported as median (min-max).
+
+    `key` is stable across runs (what `python -m bench --compare` matches on); `better` says which way
+    is an improvement ("higher", "lower"), None for figures that are facts rather than speeds; `goal`
+    is (">=" or "<=", threshold) where the project has one.
+    """
+
+    key: str
+    what: str
+    values: list[float]
+    unit: str
+    better: str | None = None
+    goal: tuple[str, float] | None = None
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.values)
+
+    def goal_text(self) -> str:
+        if self.goal is None:
+            return ""
+        op, threshold = self.goal
+        met = self.median >= threshold if op == ">=" else self.median <= threshold
+        return f"{op} {number(threshold)}: {'met' if met else '**missed**'}"
+
+    def markdown(self) -> str:
+        lo, hi = min(self.values), max(self.values)
+        spread = f"{number(lo)}-{number(hi)}" if len(self.values) > 1 else "one run"
+        return f"| {self.key} | {self.what} | **{number(self.median)}** | {spread} | {self.unit} | {self.goal_text()} |"
+
+
+TABLE_HEADER = "| key | what | median | spread (min-max) | unit | goal |\n|---|---|---|---|---|---|"
+
+
+def number(v: float) -> str:
+    """Three significant figures or so, thousands separated: 7,123 / 147.2 / 0.953 / 0.0012."""
+    a = abs(v)
+    if a >= 1000:
+        return f"{v:,.0f}"
+    if a >= 100:
+        return f"{v:.1f}"
+    if a >= 1:
+        return f"{v:.2f}"
+    return f"{v:.3g}"
+
+
+def ratio_row(key: str, what: str, num: Row, den: Row, goal: tuple[str, float] | None = None) -> Row:
+    """num/den per round (rounds are interleaved, so a round's pair saw the same machine load)."""
+    return Row(key, what, [a / b for a, b in zip(num.values, den.values, strict=True)], "x", "higher", goal)

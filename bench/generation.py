@@ -14,26 +14,60 @@ import time
 
 import torch
 
-from bench.common import config, machine
+from bench.common import TABLE_HEADER, Row, config, machine
 from rnnlm.generation import GenerationConfig, Generator, load_model
 
 
-def default_model():
+def default_model(overrides=()):
     from rnnlm.training import build
 
-    _, module, _ = build(config("logger=[]", "callbacks=[]"))
+    _, module, _ = build(config("logger=[]", "callbacks=[]", *overrides))
     return module.eval()
 
 
-def rate(fn, sentences: int, repeats: int) -> tuple[float, float]:
-    """Median sentences/s and mean generated tokens per sentence."""
+def rate(fn, sentences: int, repeats: int) -> tuple[list[float], float]:
+    """Sentences/s of each repeat and the mean generated tokens per sentence."""
     speeds, lengths = [], []
     for _ in range(repeats):
         start = time.perf_counter()
         results = fn()
         speeds.append(sentences / (time.perf_counter() - start))
         lengths.append(statistics.mean(len(r.tokens) + 1 for r in results))
-    return statistics.median(speeds), statistics.mean(lengths)
+    return speeds, statistics.mean(lengths)
+
+
+def measure(ckpt: str | None, repeats: int = 3, samples: int = 1000, beam_prompts: int = 100, single: int = 50,
+            max_len: int = 30, overrides=()) -> list[Row]:  # fmt: skip
+    """Sentences/s per strategy, batched and one at a time; every sentence stops at <eos> or max_len."""
+    torch.set_grad_enabled(False)
+    try:
+        model = load_model(ckpt, "cpu") if ckpt else default_model(overrides)
+        gen = Generator(model)
+        n, beam = samples, beam_prompts
+        sample = GenerationConfig("sample", max_len, seed=0)
+        cases = [
+            ("greedy", f"greedy, batched ({n} prompts at once)", GenerationConfig("greedy", max_len), ["the"] * n, 1),
+            ("sample", f"sample (T=1), batched ({n} at once)", sample, [""], n),
+            ("sample-top-k-p", f"sample top-k 40, top-p 0.9, batched ({n} at once)",
+             GenerationConfig("sample", max_len, seed=0, top_k=40, top_p=0.9), [""], n),
+            ("sample-bf16", f"sample (T=1), bf16 autocast, batched ({n} at once)",
+             GenerationConfig("sample", max_len, seed=0, bf16=True), [""], n),
+            ("beam-5", f"beam 5, batched ({beam} prompts at once)", GenerationConfig("beam", max_len, beam_size=5),
+             ["the"] * beam, 1),
+        ]  # fmt: skip
+        rows = []
+        for key, what, cfg, prompts, k in cases:
+            speeds, length = rate(lambda c=cfg, p=prompts, k=k: gen.generate(p, k, c), len(prompts) * k, repeats)
+            rows.append(Row(f"generation/{key}", f"{what}, {length:.1f} tokens a sentence", speeds, "sentences/s",
+                            "higher"))  # fmt: skip
+        speeds, length = rate(
+            lambda: [r for _ in range(single) for r in gen.generate([""], 1, sample)], single, repeats
+        )
+        rows.append(Row("generation/sample-one-at-a-time", f"sample (T=1), one sentence a call ({single} calls), "
+                        f"{length:.1f} tokens a sentence", speeds, "sentences/s", "higher"))  # fmt: skip
+    finally:
+        torch.set_grad_enabled(True)
+    return rows
 
 
 def main() -> None:
@@ -45,40 +79,10 @@ def main() -> None:
     ap.add_argument("--max-len", type=int, default=30)
     ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args()
-    torch.set_grad_enabled(False)
-    model = load_model(args.ckpt, "cpu") if args.ckpt else default_model()
-    gen = Generator(model)
-    n, L = args.samples, args.max_len
-    print(f"machine: {machine()}\nmodel: {args.ckpt or 'untrained default LSTM 2x200'}\n")
-    rows = []
-    for name, strategy in (("greedy", "greedy"), ("sample (T=1)", "sample"), ("sample top-k 40, top-p 0.9", "sample")):
-        cfg = GenerationConfig(strategy, L, seed=0, **({"top_k": 40, "top_p": 0.9} if "top" in name else {}))
-        prompts = [""] if strategy == "sample" else ["the"] * n  # greedy: n identical prompts, one batch
-        samples = n if strategy == "sample" else 1
-        rows.append(
-            (
-                f"{name}, batched ({n} at once)",
-                *rate(lambda p=prompts, s=samples, c=cfg: gen.generate(p, s, c), n, args.repeats),
-            )
-        )
-    cfg = GenerationConfig("sample", L, seed=0, bf16=True)
-    rows.append(
-        (f"sample (T=1), bf16, batched ({n} at once)", *rate(lambda: gen.generate([""], n, cfg), n, args.repeats))
-    )
-    cfg = GenerationConfig("sample", L, seed=0)
-    single = rate(
-        lambda: [r for _ in range(args.single) for r in gen.generate([""], 1, cfg)], args.single, args.repeats
-    )
-    rows.append((f"sample (T=1), one at a time ({args.single} calls)", *single))
-    beam = GenerationConfig("beam", L, beam_size=5)
-    prompts = ["the"] * args.beam_prompts
-    rows.append((f"beam 5, batched ({args.beam_prompts} prompts at once)",
-                 *rate(lambda: gen.generate(prompts, 1, beam), args.beam_prompts, args.repeats)))  # fmt: skip
-    print("| strategy | sentences/s | mean tokens/sentence |")
-    print("|---|---|---|")
-    for name, speed, length in rows:
-        print(f"| {name} | {speed:,.0f} | {length:.1f} |")
-    print(f"\nbatching speed-up for sampling: {rows[1][1] / single[0]:.0f}x")
+    print(f"machine: {machine()}\n\n{TABLE_HEADER}")
+    rows = measure(args.ckpt, args.repeats, args.samples, args.beam_prompts, args.single, args.max_len)
+    for row in rows:
+        print(row.markdown())
 
 
 if __name__ == "__main__":

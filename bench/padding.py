@@ -14,15 +14,15 @@ import sys
 import numpy as np
 from hydra.utils import instantiate
 
-from bench.common import config
+from bench.common import TABLE_HEADER, Row, config
+
+CONFIGS = ((1, None), (2, None), (4, None), (8, None), (1, 1024), (4, 1024))  # (bucket_width, max_tokens)
 
 
-def main() -> None:
-    overrides = sys.argv[1:]
-    print("| batching | bucket_width | batches/epoch | mean sentences/batch | target tokens/batch (mean, max) "
-          "| pad fraction |")  # fmt: skip
-    print("|---|---|---|---|---|---|")
-    for width, budget in ((1, None), (2, None), (4, None), (8, None), (1, 1024), (4, 1024)):
+def measure(overrides=()) -> list[Row]:
+    """Batches per epoch and pad fraction of each batching (one epoch's order: exact, not timed)."""
+    rows = []
+    for width, budget in CONFIGS:
         cfg = config(*overrides, f"data.bucket_width={width}", f"data.max_tokens={budget or 'null'}")
         dm = instantiate(cfg.data, tokenizer=dict(cfg.tokenizer))
         dm.prepare()
@@ -32,10 +32,19 @@ def main() -> None:
         total = sum(len(b) * int(lengths[b].max()) for b in batches)
         tokens = [int(lengths[b].sum()) for b in batches]
         how = f"max_tokens={budget}" if budget else f"batch_size={cfg.data.batch_size}"
-        print(
-            f"| {how} | {width} | {len(batches)} | {np.mean([len(b) for b in batches]):.1f} "
-            f"| {np.mean(tokens):.0f}, {max(tokens)} | {1 - real / total:.2%} |"
-        )
+        what = (f"{how}, bucket_width={width}: {np.mean([len(b) for b in batches]):.1f} sentences and "
+                f"{np.mean(tokens):.0f} (max {max(tokens)}) target tokens a batch")  # fmt: skip
+        key = f"padding/{how.replace('=', '-')}/width-{width}"
+        rows.append(Row(f"{key}/batches", what, [len(batches)], "batches/epoch"))
+        rows.append(Row(f"{key}/pad", f"{how}, bucket_width={width}: pad fraction", [100 * (1 - real / total)],
+                        "% of target positions"))  # fmt: skip
+    return rows
+
+
+def main() -> None:
+    print(TABLE_HEADER)
+    for row in measure(sys.argv[1:]):
+        print(row.markdown())
 
 
 if __name__ == "__main__":

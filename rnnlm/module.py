@@ -11,7 +11,6 @@ from typing import Any
 
 import lightning as L
 import torch
-import torch.nn.functional as F
 from hydra.utils import instantiate
 from lightning.pytorch.loggers import WandbLogger
 
@@ -19,6 +18,7 @@ from rnnlm import rng
 from rnnlm.data.batch import Batch
 from rnnlm.data.tokenizer import special_ids, tokenizer_from_json
 from rnnlm.errors import UserError
+from rnnlm.loss import linear_cross_entropy
 from rnnlm.metrics import CorpusNLL
 from rnnlm.model import RNNLanguageModel
 
@@ -60,9 +60,10 @@ class LanguageModel(L.LightningModule):
 
     def summed_nll(self, batch: Batch) -> torch.Tensor:
         """Teacher-forced NLL summed over every non-pad target of the batch, in one fused RNN call."""
-        logits, _ = self.net(batch.inputs)
-        return F.cross_entropy(
-            logits.flatten(0, 1).float(), batch.targets.flatten(), ignore_index=self.ids["pad"], reduction="sum"
+        features, _ = self.net.features(batch.inputs)
+        decoder = self.net.decoder
+        return linear_cross_entropy(
+            features.flatten(0, 1), decoder.weight, decoder.bias, batch.targets.flatten(), self.ids["pad"]
         )
 
     def _step(self, batch: Batch, split: str) -> torch.Tensor:

@@ -1,0 +1,193 @@
+"""The benchmark suite behind `python -m bench`: its sections, the results table in docs/BENCHMARKS.md,
+and the regression check against that committed table.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from datetime import date
+from pathlib import Path
+
+from bench.common import TABLE_HEADER, Row
+
+DOC = Path(__file__).resolve().parent.parent / "docs" / "BENCHMARKS.md"
+BEGIN = "<!-- bench:begin: written by `python -m bench`; edit the text around this block, not inside it -->"
+END = "<!-- bench:end -->"
+REGRESSION = 0.10  # a speed more than 10% worse than the committed table is a regression
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How much to run: the full suite, or a quick smoke run whose numbers are not for the docs."""
+
+    repeats: int = 3
+    small: tuple[int, int] = (140, 20)  # 2x200 rows: batches per run, of which warm-up
+    large: tuple[int, int] = (40, 8)  # 2x650 rows
+    quality_batches: int = 400
+    data_sentences: int = 1_000_000
+    samples: int = 1000
+
+    @classmethod
+    def quick(cls) -> Plan:
+        return cls(repeats=1, small=(12, 4), large=(6, 2), quality_batches=20, data_sentences=20_000, samples=50)
+
+
+def out_dir() -> Path:
+    return Path(os.environ.get("BENCH_OUT", "/tmp/rnnlm-bench"))
+
+
+def section_ceiling(plan: Plan, overrides) -> list[Row]:
+    from bench.ceiling import ceiling_rows
+
+    return ceiling_rows(plan.repeats)
+
+
+def section_train(plan: Plan, overrides, ceilings: dict[str, float]) -> list[Row]:
+    from bench.train_throughput import measure
+
+    cells, rows = ("rnn", "gru", "lstm"), []
+    fp32, bf16 = ceilings.get("fp32"), ceilings.get("bf16")
+    # The CPU goals: LSTM 2x200 at pytorch/examples' speed in fp32 and twice that in bf16; 2x650 at 70% MFU.
+    rows += measure(["lstm"], 200, 2, "32-true", *plan.small, plan.repeats, overrides, context=True, ceiling=fp32,
+                    goals={"rnnlm": (">=", 7100)})  # fmt: skip
+    rows += measure(["rnn", "gru"], 200, 2, "32-true", *plan.small, plan.repeats, overrides, ceiling=fp32)
+    rows += measure(["lstm"], 200, 2, "bf16-mixed", *plan.small, plan.repeats, overrides, context=True,
+                    ceiling=bf16, goals={"rnnlm": (">=", 14000)})  # fmt: skip
+    rows += measure(["rnn", "gru"], 200, 2, "bf16-mixed", *plan.small, plan.repeats, overrides, ceiling=bf16)
+    rows += measure(cells, 650, 2, "32-true", *plan.large, plan.repeats, overrides, ceiling=fp32,
+                    goals={"mfu": (">=", 70.0)})  # fmt: skip
+    return rows
+
+
+def section_quality(plan: Plan, overrides) -> list[Row]:
+    from bench.quality import measure
+
+    return measure(("rnn", "gru", "lstm"), plan.quality_batches, overrides, save_dir=out_dir() / "models")
+
+
+def section_generation(plan: Plan, overrides) -> list[Row]:
+    from bench.generation import measure
+
+    ckpt = out_dir() / "models" / "lstm.ckpt"  # the quality section's LSTM, when it ran first
+    return measure(str(ckpt) if ckpt.exists() else None, plan.repeats, plan.samples, overrides=overrides)
+
+
+def section_padding(plan: Plan, overrides) -> list[Row]:
+    from bench.padding import measure
+
+    return measure(overrides)
+
+
+def section_data(plan: Plan, overrides) -> list[Row]:
+    from bench.data_pipeline import measure
+
+    return measure(plan.data_sentences, plan.repeats)
+
+
+def section_gpu(plan: Plan, overrides) -> list[Row]:
+    import torch
+
+    from bench import gpu
+
+    if not torch.cuda.is_available():
+        print(gpu.SKIPPED, flush=True)
+        return []
+    return gpu.measure(repeats=plan.repeats, overrides=overrides,
+                       sizes=((200, *plan.small), (650, *plan.large)))  # fmt: skip
+
+
+SECTIONS: dict[str, Callable] = {
+    "ceiling": section_ceiling, "train": section_train, "quality": section_quality,
+    "generation": section_generation, "padding": section_padding, "data": section_data, "gpu": section_gpu,
+}  # fmt: skip
+
+
+def run(names: list[str], plan: Plan, overrides, on_row: Callable[[Row], None] = lambda r: None) -> list[Row]:
+    rows: list[Row] = []
+    ceilings: dict[str, float] = {}
+    for name in names:
+        if name == "train":
+            if not ceilings:  # MFU needs the ceiling: measure it, if the ceiling section was not asked for
+                found = section_ceiling(plan, overrides)
+                ceilings = {r.key.rsplit("-", 1)[1]: r.median for r in found}
+            new = section_train(plan, overrides, ceilings)
+        else:
+            new = SECTIONS[name](plan, overrides)
+        if name == "ceiling":
+            ceilings = {r.key.rsplit("-", 1)[1]: r.median for r in new}
+        for row in new:
+            on_row(row)
+        rows += new
+    return rows
+
+
+def save_json(rows: list[Row], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps([asdict(r) for r in rows], indent=1))
+
+
+def load_json(path: Path) -> list[Row]:
+    return [Row(**{**r, "goal": tuple(r["goal"]) if r["goal"] else None}) for r in json.loads(path.read_text())]
+
+
+# ---- the committed table --------------------------------------------------------------------------
+
+
+def committed(doc: Path = DOC) -> dict[str, tuple[float, str]]:
+    """key -> (median, the table line) from the results block of docs/BENCHMARKS.md."""
+    text = doc.read_text() if doc.exists() else ""
+    if BEGIN not in text:
+        return {}
+    block = text.split(BEGIN, 1)[1].split(END, 1)[0]
+    found = {}
+    for line in block.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) < 6 or not line.startswith("| ") or cells[0] in ("key", "---"):
+            continue
+        found[cells[0]] = (float(re.sub(r"[*,]", "", cells[2])), line.strip())
+    return found
+
+
+def write_doc(rows: list[Row], machine: str, command: str, doc: Path = DOC) -> None:
+    """Put the rows in the results block, keeping committed rows that this run did not measure."""
+    old = committed(doc)
+    measured = {r.key for r in rows}
+    keep = [line for key, (_, line) in old.items() if key not in measured]
+    lines = [r.markdown() for r in rows] + keep
+    block = "\n".join([
+        BEGIN, "",
+        f"Written by `{command}` on {date.today().isoformat()}.", "",
+        f"Machine: {machine}.", "",
+        "Every figure is the median of the repeated runs, with their min-max spread; rows that a run",
+        "with `--only` did not measure are kept from the run before. The commands, one section each:",
+        "`python -m bench --only " + " | ".join(SECTIONS) + "`.", "",
+        TABLE_HEADER, *lines, "", END,
+    ])  # fmt: skip
+    text = doc.read_text() if doc.exists() else "# Benchmarks\n\n"
+    if BEGIN in text:
+        head, rest = text.split(BEGIN, 1)
+        text = head + block + rest.split(END, 1)[1]
+    else:  # first time: after the title and opening paragraph
+        title, _, body = text.partition("\n\n")
+        text = f"{title}\n\n{block}\n\n{body}"
+    tmp = doc.with_suffix(".md.tmp")
+    tmp.write_text(text)
+    tmp.replace(doc)
+
+
+def compare(rows: list[Row], doc: Path = DOC) -> list[str]:
+    """One line per measured figure that is more than 10% worse than the committed table says."""
+    old = committed(doc)
+    worse = []
+    for row in rows:
+        if row.better is None or row.key not in old:
+            continue
+        before, now = old[row.key][0], row.median
+        change = (now - before) / abs(before) if before else 0.0
+        if (row.better == "higher" and change < -REGRESSION) or (row.better == "lower" and change > REGRESSION):
+            worse.append(f"{row.key}: {before:g} -> {now:g} {row.unit} ({change:+.0%})")
+    return worse
