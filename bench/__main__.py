@@ -23,7 +23,7 @@ import warnings
 from pathlib import Path
 
 from bench import suite
-from bench.common import TABLE_HEADER, machine
+from bench.common import TABLE_HEADER, machine, move_overrides
 
 
 def quiet() -> None:
@@ -36,7 +36,7 @@ def quiet() -> None:
 def main() -> int:
     ap = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
-    ap.add_argument("--only", nargs="+", choices=list(suite.SECTIONS), help="run these sections only")
+    ap.add_argument("--only", nargs="+", metavar="SECTION", help=f"run these only: {', '.join(suite.SECTIONS)}")
     ap.add_argument("--quick", action="store_true", help="1 repeat, few batches: a smoke run, never written")
     ap.add_argument("--compare", action="store_true", help="report regressions against docs/BENCHMARKS.md")
     ap.add_argument("--results", type=Path, help="with --compare: a saved results.json instead of a new run")
@@ -45,6 +45,10 @@ def main() -> int:
     ap.add_argument("overrides", nargs="*", help="train.py overrides for every training/data config")
     args = ap.parse_args()
     quiet()
+    args.only = move_overrides(args.only, args.overrides)
+    unknown = sorted(set(args.only or ()) - set(suite.SECTIONS))
+    if unknown:
+        ap.error(f"--only {' '.join(unknown)}: no such section; the sections are {', '.join(suite.SECTIONS)}.")
     if args.results and not args.compare:
         ap.error("--results is only read by --compare: add --compare.")
 

@@ -93,3 +93,11 @@ def number(v: float) -> str:
 def ratio_row(key: str, what: str, num: Row, den: Row, goal: tuple[str, float] | None = None) -> Row:
     """num/den per round (rounds are interleaved, so a round's pair saw the same machine load)."""
     return Row(key, what, [a / b for a, b in zip(num.values, den.values, strict=True)], "x", "higher", goal)
+
+
+def move_overrides(names: list[str] | None, overrides: list[str]) -> list[str] | None:
+    """argparse hands `--only a b key=value` all to --only: give the `key=value` items back to overrides."""
+    if names is None:
+        return None
+    overrides.extend(n for n in names if "=" in n)
+    return [n for n in names if "=" not in n]

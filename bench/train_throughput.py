@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from bench.ceiling import ceiling_rows, training_flops_per_token
-from bench.common import TABLE_HEADER, Row, config, machine, ratio_row
+from bench.common import TABLE_HEADER, Row, config, machine, move_overrides, ratio_row
 from rnnlm.loss import linear_cross_entropy
 from rnnlm.training import build
 
@@ -201,6 +201,7 @@ def main() -> None:
     ap.add_argument("--context", action="store_true", help="also the notebook and pytorch/examples loops")
     ap.add_argument("overrides", nargs="*", help="extra train.py overrides, e.g. data.batch_size=64")
     args = ap.parse_args()
+    args.cells = move_overrides(args.cells, args.overrides)
     print(f"machine: {machine()}")
     name = "fp32" if args.precision == "32-true" else "bf16"
     ceiling = next(r for r in ceiling_rows(1) if r.key.endswith(name)).median

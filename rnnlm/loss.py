@@ -2,11 +2,10 @@
 
 Why not `F.cross_entropy(decoder(features))`: with a 10k-word vocabulary the logits of a batch are a
 (tokens x vocab) matrix of ~28 MB that the unfused path writes and reads five times (logits, log-softmax,
-the NLL's zero-filled gradient, the log-softmax backward, the bias gradient's sum). Here the logits are
-made a block of rows at a time, small enough to stay in cache, and each block is turned into its
-gradient (softmax minus one-hot) at once; the backward is then just the two matrix products. On a
-2-core CPU this takes a training step of LSTM 2x200 from ~90 to ~70% of its time in matrix products
-(bench/README numbers in docs/BENCHMARKS.md). The result is the same NLL and gradients to rounding.
+the NLL's zero-filled gradient, the log-softmax backward, the bias gradient's sum). Here each block of
+logits is turned into its gradient (softmax minus one-hot) as soon as it is made, and the backward is
+just the two matrix products. The result is the same NLL and gradients to rounding (tests/test_loss.py);
+the output layer's forward + backward takes ~20% less time on a 2-core CPU (docs/BENCHMARKS.md).
 
 Under autocast the products run in the autocast dtype (bf16 on CPU) as `nn.Linear` would, while the
 softmax of each block is computed in fp32.
@@ -16,10 +15,12 @@ from __future__ import annotations
 
 import torch
 
-# Logit elements per block on CPU: 4 MB of fp32 (~100 rows of a 10k vocabulary), which stays in the
-# caches; measured on 2 cores: 2^19-2^21 elements alike, 2^16 (6 rows) slower than no blocks at all.
-CPU_BLOCK_ELEMENTS = 1 << 20
-# On GPUs memory is fast and each block costs kernel launches: use one block up to this size.
+# Logit elements per block on CPU. fp32 blocks are made in place in the gradient matrix and big ones
+# run best (measured on 2 cores, LSTM 2x200 steps: 2^23 ~10% faster than 2^20); blocks of other dtypes
+# go through an fp32 copy, which wants to stay in cache (bf16: 2^21-2^22 best, 2^24 ~10% slower).
+CPU_BLOCK_ELEMENTS = 1 << 23
+CPU_CAST_BLOCK_ELEMENTS = 1 << 21
+# On GPUs memory is fast and each block costs kernel launches: one block up to this size.
 GPU_BLOCK_ELEMENTS = 1 << 28
 
 
@@ -35,70 +36,76 @@ def linear_cross_entropy(
     return _LinearCrossEntropy.apply(features, weight, bias, targets, ignore_index, dtype)
 
 
-def block_rows(vocab_size: int, device: str) -> int:
-    budget = CPU_BLOCK_ELEMENTS if device == "cpu" else GPU_BLOCK_ELEMENTS
+def block_rows(vocab_size: int, device: str, in_place: bool = True) -> int:
+    if device != "cpu":
+        budget = GPU_BLOCK_ELEMENTS
+    else:
+        budget = CPU_BLOCK_ELEMENTS if in_place else CPU_CAST_BLOCK_ELEMENTS
     return max(8, budget // max(vocab_size, 1))
 
 
 class _LinearCrossEntropy(torch.autograd.Function):
+    """Works on the transposed logits, (vocab, rows): `weight @ features.T` runs ~1.7x faster on CPU
+    (MKL) than `features @ weight.T` for a few hundred rows and a 200-wide inner dimension, and the
+    backward products read the transposed gradient as fast. Each block's softmax is then a reduction over
+    dim 0, vectorised along the block's columns."""
+
     @staticmethod
     def forward(ctx, features, weight, bias, targets, ignore_index, dtype):
         needs_grad = any(ctx.needs_input_grad[:3])
         with torch.autocast(features.device.type, enabled=False):
             h, w = features.to(dtype), weight.to(dtype)
-            b = bias.to(dtype) if bias is not None else None
-            n, vocab = h.shape[0], w.shape[0]
+            b = bias.to(dtype)[:, None] if bias is not None else None
+            n, vocab, device = h.shape[0], w.shape[0], h.device
             keep = targets != ignore_index
             safe_targets = torch.where(keep, targets, 0)
-            total = torch.zeros((), dtype=torch.float32, device=h.device)
-            # Softmax minus one-hot of every row, in the product dtype: the backward's only input.
-            grad_logits = torch.empty(n, vocab, dtype=dtype, device=h.device) if needs_grad else None
+            total = torch.zeros((), dtype=torch.float32, device=device)
+            # (softmax - one-hot)^T of every row, in the product dtype: the backward's only input.
+            grad_logits_t = torch.empty(vocab, n, dtype=dtype, device=device) if needs_grad else None
             with_bias = needs_grad and b is not None
-            grad_bias = torch.zeros(vocab, dtype=torch.float32, device=h.device) if with_bias else None
-            step = block_rows(vocab, h.device.type)
-            # fp32 blocks are made in place in grad_logits; other dtypes go through an fp32 copy.
+            grad_bias = torch.zeros(vocab, dtype=torch.float32, device=device) if with_bias else None
+            # fp32 blocks are made in place in grad_logits_t; other dtypes go through an fp32 copy.
             in_place = needs_grad and dtype == torch.float32
+            step = block_rows(vocab, device.type, in_place)
             for start in range(0, n, step):
                 end = min(n, start + step)
-                out = grad_logits[start:end] if in_place else None
-                if b is None:
-                    logits = torch.mm(h[start:end], w.t(), out=out)
-                else:
-                    logits = torch.addmm(b, h[start:end], w.t(), out=out)
-                logits = logits.float()
-                rows_keep, rows_targets = keep[start:end], safe_targets[start:end]
-                target_logit = logits.gather(1, rows_targets[:, None]).squeeze(1)
-                peak = logits.amax(1, keepdim=True)
+                out = grad_logits_t[:, start:end] if in_place else None
+                rows_t = h[start:end].t()
+                logits = torch.mm(w, rows_t, out=out) if b is None else torch.addmm(b, w, rows_t, out=out)
+                logits = logits.float()  # (vocab, block)
+                cols = torch.arange(end - start, device=device)
+                cols_keep, cols_targets = keep[start:end], safe_targets[start:end]
+                target_logit = logits[cols_targets, cols]
+                peak = logits.amax(0)
                 logits.sub_(peak).exp_()
-                norm = logits.sum(1, keepdim=True)
-                nll = peak.squeeze(1) + norm.log().squeeze(1) - target_logit
-                total += torch.where(rows_keep, nll, 0.0).sum()
+                norm = logits.sum(0)
+                nll = peak + norm.log() - target_logit
+                total += torch.where(cols_keep, nll, 0.0).sum()
                 if not needs_grad:
                     continue
                 # softmax - one_hot(target), zero for ignored rows
-                logits.mul_(torch.where(rows_keep[:, None], norm.reciprocal(), 0.0))
-                logits[torch.arange(end - start, device=h.device), rows_targets] -= rows_keep.float()
+                logits.mul_(torch.where(cols_keep, norm.reciprocal(), 0.0))
+                logits[cols_targets, cols] -= cols_keep.float()
                 if not in_place:
-                    grad_logits[start:end] = logits
+                    grad_logits_t[:, start:end] = logits
                 if grad_bias is not None:
-                    grad_bias += logits.sum(0)
+                    grad_bias += logits.sum(1)
         if needs_grad:
-            ctx.save_for_backward(h, w, grad_logits, grad_bias)
+            ctx.save_for_backward(h, w, grad_logits_t, grad_bias)
             ctx.dtypes = (features.dtype, weight.dtype, bias.dtype if bias is not None else None)
         return total
 
     @staticmethod
     def backward(ctx, grad_total):
-        h, w, grad_logits, grad_bias = ctx.saved_tensors
+        h, w, grad_logits_t, grad_bias = ctx.saved_tensors
         features_dtype, weight_dtype, bias_dtype = ctx.dtypes
         with torch.autocast(h.device.type, enabled=False):
-            g = grad_total.to(grad_logits.dtype)
-            grad_features = grad_weight = None
+            g = grad_total.to(grad_logits_t.dtype)
+            grad_features = grad_weight = grad_b = None
             if ctx.needs_input_grad[0]:
-                grad_features = (grad_logits @ w).mul_(g).to(features_dtype)
+                grad_features = (grad_logits_t.t() @ w).mul_(g).to(features_dtype)
             if ctx.needs_input_grad[1]:
-                grad_weight = (grad_logits.t() @ h).mul_(g).to(weight_dtype)
-            grad_b = None
+                grad_weight = (grad_logits_t @ h).mul_(g).to(weight_dtype)
             if grad_bias is not None and ctx.needs_input_grad[2]:
                 grad_b = grad_bias.mul(grad_total).to(bias_dtype)
         return grad_features, grad_weight, grad_b, None, None, None

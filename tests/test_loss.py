@@ -33,6 +33,7 @@ def _grads(loss, tensors):
 @pytest.mark.parametrize("block_elements", [8 * 50, 1 << 20])  # 8-row blocks with a ragged end; one block
 def test_matches_cross_entropy_fp32(monkeypatch, bias, block_elements):
     monkeypatch.setattr(loss_module, "CPU_BLOCK_ELEMENTS", block_elements)
+    monkeypatch.setattr(loss_module, "CPU_CAST_BLOCK_ELEMENTS", block_elements)
     h, w, b, t = _inputs(bias)
     tensors = [h, w, b]
     want = F.cross_entropy(F.linear(h, w, b), t, ignore_index=PAD, reduction="sum")
@@ -53,7 +54,8 @@ def test_ignored_rows_get_no_gradient():
     assert (h.grad[t == PAD] == 0).all() and (h.grad[t != PAD] != 0).any()
 
 
-def test_bf16_autocast_matches_the_unfused_path():
+def test_bf16_autocast_matches_the_unfused_path(monkeypatch):
+    monkeypatch.setattr(loss_module, "CPU_CAST_BLOCK_ELEMENTS", 16 * 300)  # 4 blocks of 16 rows
     h, w, b, t = _inputs(n=64, d=32, v=300)
     tensors = [h, w, b]
     with torch.autocast("cpu", dtype=torch.bfloat16):

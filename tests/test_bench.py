@@ -1,0 +1,124 @@
+"""The benchmark suite: its table in the docs, the regression check, and a quick run on tiny data."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+from bench import suite
+from bench.ceiling import training_flops_per_token
+from bench.common import Row
+from tests.conftest import ROOT
+
+
+def _rows(speed: float = 7000.0, seconds: float = 1.0) -> list[Row]:
+    return [
+        Row("train/cpu/lstm-2x200/fp32/rnnlm", "LSTM", [speed * 0.9, speed, speed * 1.1], "tokens/s", "higher",
+            (">=", 7100)),
+        Row("data/ptb/reload", "reload", [seconds], "s", "lower"),
+        Row("padding/x/batches", "batches", [962], "batches/epoch"),
+    ]  # fmt: skip
+
+
+def test_row_reports_median_spread_and_goal():
+    row = _rows()[0]
+    assert row.median == 7000
+    assert row.markdown() == (
+        "| train/cpu/lstm-2x200/fp32/rnnlm | LSTM | **7,000** | 6,300-7,700 | tokens/s | >= 7,100: **missed** |"
+    )
+    assert Row("k", "w", [2.0], "x", "higher", (">=", 0.95)).goal_text() == ">= 0.95: met"
+
+
+def test_doc_table_round_trip_keeps_text_and_unmeasured_rows(tmp_path):
+    doc = tmp_path / "BENCHMARKS.md"
+    doc.write_text("# Benchmarks\n\nIntro.\n\n## Analysis\n\nHand-written text.\n")
+    suite.write_doc(_rows(), "test machine", "python -m bench", doc)
+    text = doc.read_text()
+    assert text.startswith("# Benchmarks\n\n") and "Hand-written text." in text and "test machine" in text
+    assert {k: v for k, (v, _) in suite.committed(doc).items()} == {
+        "train/cpu/lstm-2x200/fp32/rnnlm": 7000.0, "data/ptb/reload": 1.0, "padding/x/batches": 962.0,
+    }  # fmt: skip
+    # A run of one section replaces its rows and keeps the others; the text around the block stays.
+    suite.write_doc([_rows(speed=8000.0)[0]], "test machine", "python -m bench --only train", doc)
+    assert suite.committed(doc)["train/cpu/lstm-2x200/fp32/rnnlm"][0] == 8000.0
+    assert suite.committed(doc)["data/ptb/reload"][0] == 1.0
+    assert doc.read_text().count(suite.BEGIN) == 1 and "Hand-written text." in doc.read_text()
+
+
+def test_compare_reports_only_worse_by_more_than_ten_percent(tmp_path):
+    doc = tmp_path / "BENCHMARKS.md"
+    suite.write_doc(_rows(), "m", "python -m bench", doc)
+    assert suite.compare(_rows(speed=6400.0, seconds=1.09), doc) == []  # -8.6% and +9%: noise
+    worse = suite.compare(_rows(speed=6000.0, seconds=1.5), doc)
+    assert len(worse) == 2
+    assert worse[0].startswith("train/cpu/lstm-2x200/fp32/rnnlm: 7000 -> 6000 tokens/s (-14%)")
+    assert worse[1].startswith("data/ptb/reload: 1 -> 1.5 s (+50%)")
+    # Faster is never a regression, nor are facts without a direction (batches per epoch).
+    assert suite.compare([*_rows(speed=9000.0, seconds=0.5)[:2], Row("padding/x/batches", "b", [2000], "b")], doc) == []
+
+
+def test_compare_cli_exit_code(tmp_path):
+    doc = tmp_path / "BENCHMARKS.md"
+    suite.write_doc(_rows(), "m", "python -m bench", doc)
+    for speed, code in ((7100.0, 0), (5000.0, 1)):
+        results = tmp_path / f"results-{speed}.json"
+        suite.save_json(_rows(speed=speed), results)
+        proc = subprocess.run(
+            [sys.executable, "-m", "bench", "--compare", "--results", str(results), "--doc", str(doc)],
+            cwd=ROOT, capture_output=True, text=True,
+        )  # fmt: skip
+        assert proc.returncode == code, proc.stdout + proc.stderr
+        assert "compared 2 figures" in proc.stdout
+        assert ("regression: train/cpu/lstm-2x200/fp32/rnnlm" in proc.stdout) == (code == 1)
+
+
+def test_flops_per_token():
+    # LSTM 2x200, 10,002 words: 4 gates x 2 x 200 x 400 per layer, x2 layers, + 2 x 200 x 10,002; x3 for training
+    assert training_flops_per_token("lstm", 200, 200, 2, 10002) == 3 * (2 * 4 * 2 * 200 * 400 + 2 * 200 * 10002)
+    assert training_flops_per_token("gru", 10, 20, 1, 100, [30]) == 3 * (3 * 2 * 20 * 30 + 2 * 20 * 30 + 2 * 30 * 100)
+
+
+def test_quick_suite_on_tiny_data(tiny_corpus, tmp_path):
+    """`python -m bench --quick` runs its sections end to end (the tiny corpus stands in for PTB)."""
+    env = {**os.environ, "BENCH_OUT": str(tmp_path / "out")}
+    overrides = [f"data.train_path={tiny_corpus['train']}", f"data.val_path={tiny_corpus['val']}",
+                 f"data.test_path={tiny_corpus['test']}", "data=text", "data.batch_size=8"]  # fmt: skip
+    cmd = [sys.executable, "-m", "bench", "--quick", "--only", "ceiling", "train", "quality", "generation", "padding",
+           "gpu", *overrides]  # fmt: skip
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    rows = json.loads((tmp_path / "out" / "results.json").read_text())
+    keys = {r["key"] for r in rows}
+    for cell in ("rnn", "gru", "lstm"):
+        for shape in ("2x200/fp32", "2x200/bf16", "2x650/fp32"):
+            assert {f"train/cpu/{cell}-{shape}/{k}" for k in ("rnnlm", "plain", "rnnlm-vs-plain", "mfu")} <= keys
+        assert f"quality/{cell}-2x200/fp32/val-ppl" in keys
+    assert {"quality/lstm-2x200/bf16/val-ppl", "quality/lstm-2x200/fp32/val-ppl-seed-1"} <= keys
+    assert {"train/cpu/lstm-2x200/fp32/rnnlm-vs-stream", "train/cpu/lstm-2x200/bf16/rnnlm-vs-fp32-stream"} <= keys
+    assert {"train/cpu/lstm-2x200/fp32/stream", "generation/beam-5", "ceiling/cpu/matmul-bf16"} <= keys
+    assert all(v > 0 for r in rows if r["key"].startswith("train/") for v in r["values"])
+    assert "GPU rows skipped" in proc.stdout or any(k.startswith("train/cuda") for k in keys)
+    assert "wrote the results table" not in proc.stdout  # a quick run never touches the docs
+
+
+def test_rnn_ceiling_runs_the_recurrent_layers_alone(tiny_corpus):
+    """The GPU section's ceiling loop (checked here on the CPU, where it runs the same code)."""
+    from bench.gpu import rnn_ceiling
+    from bench.train_throughput import train_config
+    from rnnlm.training import build
+
+    overrides = ["data=text", f"data.train_path={tiny_corpus['train']}", f"data.val_path={tiny_corpus['val']}",
+                 f"data.test_path={tiny_corpus['test']}", "data.batch_size=16"]  # fmt: skip
+    for cell in ("rnn", "gru", "lstm"):
+        cfg = train_config(cell, 16, 2, "32-true", 6, overrides)
+        batches = list(build(cfg)[0].train_dataloader())[:6]
+        assert rnn_ceiling(cfg, batches, 2, bf16=False, device="cpu") > 0
+
+
+def test_only_names_sections_and_leaves_overrides_alone():
+    proc = subprocess.run([sys.executable, "-m", "bench", "--only", "trian", "data.batch_size=8"], cwd=ROOT,
+                          capture_output=True, text=True)  # fmt: skip
+    assert proc.returncode == 2
+    assert "--only trian: no such section; the sections are ceiling, train" in proc.stderr
