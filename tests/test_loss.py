@@ -30,7 +30,7 @@ def _grads(loss, tensors):
 
 
 @pytest.mark.parametrize("bias", [True, False])
-@pytest.mark.parametrize("block_elements", [8 * 50, 1 << 20])  # 8-row blocks with a ragged end; one block
+@pytest.mark.parametrize("block_elements", [8 * 50, 1 << 20])  # blocks of 7 or 8 rows; one block
 def test_matches_cross_entropy_fp32(monkeypatch, bias, block_elements):
     monkeypatch.setattr(loss_module, "CPU_BLOCK_ELEMENTS", block_elements)
     monkeypatch.setattr(loss_module, "CPU_CAST_BLOCK_ELEMENTS", block_elements)
@@ -55,7 +55,7 @@ def test_ignored_rows_get_no_gradient():
 
 
 def test_bf16_autocast_matches_the_unfused_path(monkeypatch):
-    monkeypatch.setattr(loss_module, "CPU_CAST_BLOCK_ELEMENTS", 16 * 300)  # 4 blocks of 16 rows
+    monkeypatch.setattr(loss_module, "CPU_CAST_BLOCK_ELEMENTS", 20 * 300)  # 4 blocks of 16 rows
     h, w, b, t = _inputs(n=64, d=32, v=300)
     tensors = [h, w, b]
     with torch.autocast("cpu", dtype=torch.bfloat16):
@@ -68,7 +68,7 @@ def test_bf16_autocast_matches_the_unfused_path(monkeypatch):
     torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-3)  # the same bf16 logits, fp32 softmax
     for got_g, want_g, x in zip(_grads(got, tensors), want_grads, tensors, strict=True):
         assert got_g.dtype == x.dtype
-        torch.testing.assert_close(got_g, want_g, rtol=2e-2, atol=2e-3)
+        torch.testing.assert_close(got_g, want_g, rtol=2e-2, atol=1e-2)  # a bf16 step is 2^-7 near 1
 
 
 def test_without_gradients_only_the_loss():
@@ -89,3 +89,10 @@ def test_tied_weights_sum_both_gradients():
     features = emb(ids).flatten(0, 1).tanh()
     got = linear_cross_entropy(features, emb.weight, None, ids.flatten().roll(1), -100)
     torch.testing.assert_close(_grads(got, tensors)[0], want_grads[0])
+
+
+def test_blocks_are_nearly_equal_and_cover_every_row():
+    assert loss_module.blocks(37, 50, "cpu", torch.float32) == [(0, 37)]
+    parts = loss_module.blocks(2000, 10_000, "cpu", torch.float32)  # 838 rows at most: 3 blocks
+    assert parts == [(0, 666), (666, 1333), (1333, 2000)]
+    assert loss_module.blocks(2000, 10_000, "cuda", torch.bfloat16) == [(0, 2000)]
