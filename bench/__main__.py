@@ -1,6 +1,6 @@
 """The benchmark suite: one table of every figure, also written to docs/BENCHMARKS.md.
 
-    python -m bench                       # everything (about 40 minutes on 2 CPU cores), updates the docs table
+    python -m bench                       # everything (about 35 minutes on 2 CPU cores), updates the docs table
     python -m bench --only train quality  # some sections; their rows replace those in the docs table
     python -m bench --compare             # run, then list every speed >10% worse than the committed table
     python -m bench --compare --results /tmp/rnnlm-bench/results.json   # check a saved run, no re-run
@@ -28,6 +28,8 @@ from bench.common import TABLE_HEADER, machine, move_overrides
 
 def quiet() -> None:
     """One table, not hundreds of Lightning start-up lines (a Trainer is built for every measured run)."""
+    import lightning.pytorch  # noqa: F401  (it sets its loggers' levels when imported: import it first)
+
     for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
         logging.getLogger(name).setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", message=".*LeafSpec.*")
@@ -67,7 +69,7 @@ def main() -> int:
         print(f"\nsaved {saved}")
         if not (args.quick or args.compare or args.no_write):
             command = shlex.join(["python", "-m", "bench", *sys.argv[1:]])
-            suite.write_doc(rows, machine(), command, args.doc)
+            suite.write_doc(rows, machine(), command, args.doc, merge=bool(args.only))
             print(f"wrote the results table in {args.doc}")
         missed = [r for r in rows if "missed" in r.goal_text()]
         for r in missed:

@@ -79,9 +79,9 @@ TABLE_HEADER = "| key | what | median | spread (min-max) | unit | goal |\n|---|-
 
 
 def number(v: float) -> str:
-    """Three significant figures or so, thousands separated: 7,123 / 147.2 / 0.953 / 0.0012."""
+    """Three significant figures or so, thousands separated: 7,123 / 147.2 / 0.953 / 0.0012; whole numbers whole."""
     a = abs(v)
-    if a >= 1000:
+    if a >= 1000 or (v == int(v) and a >= 1):
         return f"{v:,.0f}"
     if a >= 100:
         return f"{v:.1f}"

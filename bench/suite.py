@@ -166,12 +166,21 @@ def committed(doc: Path = DOC) -> dict[str, tuple[float, str]]:
     return found
 
 
-def write_doc(rows: list[Row], machine: str, command: str, doc: Path = DOC) -> None:
-    """Put the rows in the results block, keeping committed rows that this run did not measure."""
-    old = committed(doc)
-    measured = {r.key for r in rows}
-    keep = [line for key, (_, line) in old.items() if key not in measured]
-    lines = [r.markdown() for r in rows] + keep
+def merged_lines(rows: list[Row], old: dict[str, tuple[float, str]]) -> list[str]:
+    """The committed table with this run's rows in place: a measured row replaces its old line where it
+    stood, a new one goes after the last line of its kind (`train/...`, `data/...`)."""
+    new = {r.key: r.markdown() for r in rows}
+    lines = [new.pop(key) if key in new else line for key, (_, line) in old.items()]
+    for key, line in new.items():
+        kind = f"| {key.split('/')[0]}/"
+        after = [i for i, existing in enumerate(lines) if existing.startswith(kind)]
+        lines.insert(after[-1] + 1 if after else len(lines), line)
+    return lines
+
+
+def write_doc(rows: list[Row], machine: str, command: str, doc: Path = DOC, merge: bool = True) -> None:
+    """Put the rows in the results block; with `merge`, committed rows this run did not measure stay."""
+    lines = merged_lines(rows, committed(doc)) if merge else [r.markdown() for r in rows]
     block = "\n".join([
         BEGIN, "",
         f"Written by `{command}` on {date.today().isoformat()}.", "",

@@ -43,7 +43,7 @@ def blocks(rows: int, vocab_size: int, device: str, dtype: torch.dtype) -> list[
     else:
         budget = CPU_BLOCK_ELEMENTS if dtype == torch.float32 else CPU_CAST_BLOCK_ELEMENTS
     most = max(8, budget // max(vocab_size, 1))
-    count = -(-rows // most)
+    count = max(1, -(-rows // most))
     bounds = [rows * i // count for i in range(count + 1)]
     return list(zip(bounds[:-1], bounds[1:], strict=True))
 

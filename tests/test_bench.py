@@ -29,6 +29,7 @@ def test_row_reports_median_spread_and_goal():
         "| train/cpu/lstm-2x200/fp32/rnnlm | LSTM | **7,000** | 6,300-7,700 | tokens/s | >= 7,100: **missed** |"
     )
     assert Row("k", "w", [2.0], "x", "higher", (">=", 0.95)).goal_text() == ">= 0.95: met"
+    assert Row("k", "w", [962.0], "batches").markdown() == "| k | w | **962** | one run | batches |  |"
 
 
 def test_doc_table_round_trip_keeps_text_and_unmeasured_rows(tmp_path):
@@ -45,6 +46,14 @@ def test_doc_table_round_trip_keeps_text_and_unmeasured_rows(tmp_path):
     assert suite.committed(doc)["train/cpu/lstm-2x200/fp32/rnnlm"][0] == 8000.0
     assert suite.committed(doc)["data/ptb/reload"][0] == 1.0
     assert doc.read_text().count(suite.BEGIN) == 1 and "Hand-written text." in doc.read_text()
+    # Rows keep their places; a new row goes after the last one of its kind; a full run starts afresh.
+    extra = Row("train/cpu/gru-2x200/fp32/rnnlm", "GRU", [5000.0], "tokens/s", "higher")
+    suite.write_doc([extra], "test machine", "python -m bench --only train", doc)
+    assert list(suite.committed(doc)) == [
+        "train/cpu/lstm-2x200/fp32/rnnlm", "train/cpu/gru-2x200/fp32/rnnlm", "data/ptb/reload", "padding/x/batches",
+    ]  # fmt: skip
+    suite.write_doc([extra], "test machine", "python -m bench", doc, merge=False)
+    assert list(suite.committed(doc)) == ["train/cpu/gru-2x200/fp32/rnnlm"]
 
 
 def test_compare_reports_only_worse_by_more_than_ten_percent(tmp_path):

@@ -96,3 +96,4 @@ def test_blocks_are_nearly_equal_and_cover_every_row():
     parts = loss_module.blocks(2000, 10_000, "cpu", torch.float32)  # 838 rows at most: 3 blocks
     assert parts == [(0, 666), (666, 1333), (1333, 2000)]
     assert loss_module.blocks(2000, 10_000, "cuda", torch.bfloat16) == [(0, 2000)]
+    assert loss_module.blocks(0, 10_000, "cpu", torch.float32) == [(0, 0)]
