@@ -37,11 +37,6 @@ def machine() -> str:
     return f"{cpu}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads, torch {torch.__version__}, {gpu}"
 
 
-def median_spread(values: list[float]) -> str:
-    """'median (min-max)' with values in thousands."""
-    return f"{statistics.median(values) / 1e3:.2f}k ({min(values) / 1e3:.2f}-{max(values) / 1e3:.2f})"
-
-
 @dataclass
 class Row:
     """One line of the suite's table: a figure measured `len(values)` times, reported as median (min-max).
