@@ -1,4 +1,5 @@
-"""Helpers shared by the benchmarks: the project's own config, machine facts, medians."""
+"""Helpers shared by the benchmarks: the project's own config, a measured run's overrides, epoch 0's batches,
+machine facts, and the table's rows."""
 
 from __future__ import annotations
 
@@ -8,8 +9,10 @@ import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 from hydra import compose, initialize_config_dir
+from hydra.utils import instantiate
 from omegaconf import DictConfig, open_dict
 
 CONF = str(Path(__file__).resolve().parent.parent / "conf")
@@ -22,6 +25,20 @@ def config(*overrides: str) -> DictConfig:
     with open_dict(cfg):
         cfg.paths.output_dir = os.environ.get("BENCH_OUT", "/tmp/rnnlm-bench")
     return cfg
+
+
+# A measured run: one epoch, no validation before it, and nothing the timing or the table does not need.
+QUIET_RUN = (
+    "trainer.max_epochs=1", "trainer.num_sanity_val_steps=0", "trainer.enable_checkpointing=false",
+    "trainer.enable_progress_bar=false", "+trainer.enable_model_summary=false", "logger=[]", "callbacks=[]",
+)  # fmt: skip
+
+
+def first_epoch(cfg: DictConfig) -> tuple[np.ndarray, list[np.ndarray]]:
+    """The training split's target tokens per sentence (+ <eos>) and epoch 0's batches of sentence ids."""
+    datamodule = instantiate(cfg.data, tokenizer=dict(cfg.tokenizer))
+    datamodule.prepare()
+    return datamodule.splits["train"].lengths + 1, datamodule.sampler("train").batches(0)
 
 
 def machine() -> str:

@@ -36,37 +36,32 @@ def rate(fn, sentences: int, repeats: int) -> tuple[list[float], float]:
     return speeds, statistics.mean(lengths)
 
 
+@torch.no_grad()
 def measure(ckpt: str | None, repeats: int = 3, samples: int = 1000, beam_prompts: int = 100, single: int = 50,
             max_len: int = 30, overrides=()) -> list[Row]:  # fmt: skip
     """Sentences/s per strategy, batched and one at a time; every sentence stops at <eos> or max_len."""
-    torch.set_grad_enabled(False)
-    try:
-        model = load_model(ckpt, "cpu") if ckpt else default_model(overrides)
-        gen = Generator(model)
-        n, beam = samples, beam_prompts
-        sample = GenerationConfig("sample", max_len, seed=0)
-        cases = [
-            ("greedy", f"greedy, batched ({n} prompts at once)", GenerationConfig("greedy", max_len), ["the"] * n, 1),
-            ("sample", f"sample (T=1), batched ({n} at once)", sample, [""], n),
-            ("sample-top-k-p", f"sample top-k 40, top-p 0.9, batched ({n} at once)",
-             GenerationConfig("sample", max_len, seed=0, top_k=40, top_p=0.9), [""], n),
-            ("sample-bf16", f"sample (T=1), bf16 autocast, batched ({n} at once)",
-             GenerationConfig("sample", max_len, seed=0, bf16=True), [""], n),
-            ("beam-5", f"beam 5, batched ({beam} prompts at once)", GenerationConfig("beam", max_len, beam_size=5),
-             ["the"] * beam, 1),
-        ]  # fmt: skip
-        rows = []
-        for key, what, cfg, prompts, k in cases:
-            speeds, length = rate(lambda c=cfg, p=prompts, k=k: gen.generate(p, k, c), len(prompts) * k, repeats)
-            rows.append(Row(f"generation/{key}", f"{what}, {length:.1f} tokens a sentence", speeds, "sentences/s",
-                            "higher"))  # fmt: skip
-        speeds, length = rate(
-            lambda: [r for _ in range(single) for r in gen.generate([""], 1, sample)], single, repeats
-        )
-        rows.append(Row("generation/sample-one-at-a-time", f"sample (T=1), one sentence a call ({single} calls), "
-                        f"{length:.1f} tokens a sentence", speeds, "sentences/s", "higher"))  # fmt: skip
-    finally:
-        torch.set_grad_enabled(True)
+    model = load_model(ckpt, "cpu") if ckpt else default_model(overrides)
+    gen = Generator(model)
+    n, beam = samples, beam_prompts
+    sample = GenerationConfig("sample", max_len, seed=0)
+    cases = [
+        ("greedy", f"greedy, batched ({n} prompts at once)", GenerationConfig("greedy", max_len), ["the"] * n, 1),
+        ("sample", f"sample (T=1), batched ({n} at once)", sample, [""], n),
+        ("sample-top-k-p", f"sample top-k 40, top-p 0.9, batched ({n} at once)",
+         GenerationConfig("sample", max_len, seed=0, top_k=40, top_p=0.9), [""], n),
+        ("sample-bf16", f"sample (T=1), bf16 autocast, batched ({n} at once)",
+         GenerationConfig("sample", max_len, seed=0, bf16=True), [""], n),
+        ("beam-5", f"beam 5, batched ({beam} prompts at once)", GenerationConfig("beam", max_len, beam_size=5),
+         ["the"] * beam, 1),
+    ]  # fmt: skip
+    rows = []
+    for key, what, cfg, prompts, k in cases:
+        speeds, length = rate(lambda c=cfg, p=prompts, k=k: gen.generate(p, k, c), len(prompts) * k, repeats)
+        rows.append(Row(f"generation/{key}", f"{what}, {length:.1f} tokens a sentence", speeds, "sentences/s",
+                        "higher"))  # fmt: skip
+    speeds, length = rate(lambda: [r for _ in range(single) for r in gen.generate([""], 1, sample)], single, repeats)
+    rows.append(Row("generation/sample-one-at-a-time", f"sample (T=1), one sentence a call ({single} calls), "
+                    f"{length:.1f} tokens a sentence", speeds, "sentences/s", "higher"))  # fmt: skip
     return rows
 
 

@@ -12,9 +12,8 @@ from __future__ import annotations
 import sys
 
 import numpy as np
-from hydra.utils import instantiate
 
-from bench.common import TABLE_HEADER, Row, config
+from bench.common import TABLE_HEADER, Row, config, first_epoch
 
 CONFIGS = ((1, None), (2, None), (4, None), (8, None), (1, 1024), (4, 1024))  # (bucket_width, max_tokens)
 
@@ -24,10 +23,7 @@ def measure(overrides=()) -> list[Row]:
     rows = []
     for width, budget in CONFIGS:
         cfg = config(*overrides, f"data.bucket_width={width}", f"data.max_tokens={budget or 'null'}")
-        dm = instantiate(cfg.data, tokenizer=dict(cfg.tokenizer))
-        dm.prepare()
-        lengths = dm.splits["train"].lengths + 1  # + <eos>
-        batches = dm.sampler("train").batches(0)
+        lengths, batches = first_epoch(cfg)
         real = sum(int(lengths[b].sum()) for b in batches)
         total = sum(len(b) * int(lengths[b].max()) for b in batches)
         tokens = [int(lengths[b].sum()) for b in batches]

@@ -15,24 +15,17 @@ import argparse
 from pathlib import Path
 
 import numpy as np
-from hydra.utils import instantiate
 from omegaconf import open_dict
 
-from bench.common import TABLE_HEADER, Row, config, machine, move_overrides
+from bench.common import QUIET_RUN, TABLE_HEADER, Row, config, first_epoch, machine, move_overrides
 from rnnlm.training import build
 
 
 def run(cell: str, precision: str, tokens: int, overrides, save: Path | None = None) -> tuple[float, int, int]:
     """val/ppl after the first epoch-0 batches that hold `tokens` target tokens; the batches and tokens used."""
-    cfg = config(
-        f"model={cell}", f"trainer.precision={precision}", "trainer=cpu", "trainer.max_epochs=1",
-        "trainer.enable_checkpointing=false", "trainer.enable_progress_bar=false", "trainer.num_sanity_val_steps=0",
-        "+trainer.enable_model_summary=false", "logger=[]", "callbacks=[]", *overrides,
-    )  # fmt: skip
-    datamodule = instantiate(cfg.data, tokenizer=dict(cfg.tokenizer))
-    datamodule.prepare()
-    lengths = datamodule.splits["train"].lengths + 1  # + <eos>
-    per_batch = np.array([int(lengths[b].sum()) for b in datamodule.sampler("train").batches(0)])
+    cfg = config(f"model={cell}", f"trainer.precision={precision}", "trainer=cpu", *QUIET_RUN, *overrides)
+    lengths, epoch = first_epoch(cfg)
+    per_batch = np.array([int(lengths[b].sum()) for b in epoch])
     batches = min(int(np.searchsorted(per_batch.cumsum(), tokens)) + 1, len(per_batch))
     with open_dict(cfg):
         cfg.trainer.limit_train_batches = batches

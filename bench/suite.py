@@ -122,17 +122,13 @@ SECTIONS: dict[str, Callable] = {
 
 def run(names: list[str], plan: Plan, overrides, on_row: Callable[[Row], None] = lambda r: None) -> list[Row]:
     rows: list[Row] = []
-    ceilings: dict[str, float] = {}
     for name in names:
         if name == "train":
-            if not ceilings:  # MFU needs the ceiling: measure it, if the ceiling section was not asked for
-                found = section_ceiling(plan, overrides)
-                ceilings = {r.key.rsplit("-", 1)[1]: r.median for r in found}
-            new = section_train(plan, overrides, ceilings)
+            # MFU needs the ceiling: this run's, or one measured now if the ceiling section was not asked for
+            found = [r for r in rows if r.key.startswith("ceiling/cpu/")] or section_ceiling(plan, overrides)
+            new = section_train(plan, overrides, {r.key.rsplit("-", 1)[1]: r.median for r in found})
         else:
             new = SECTIONS[name](plan, overrides)
-        if name == "ceiling":
-            ceilings = {r.key.rsplit("-", 1)[1]: r.median for r in new}
         for row in new:
             on_row(row)
         rows += new

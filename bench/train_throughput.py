@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from bench.ceiling import ceiling_rows, training_flops_per_token
-from bench.common import TABLE_HEADER, Row, config, machine, move_overrides, ratio_row
+from bench.common import QUIET_RUN, TABLE_HEADER, Row, config, machine, move_overrides, ratio_row
 from rnnlm.loss import linear_cross_entropy
 from rnnlm.training import build
 
@@ -135,10 +135,8 @@ def train_config(cell: str, hidden: int, layers: int, precision: str, batches: i
     return config(
         f"model={cell}", f"model.embed_size={hidden}", f"model.hidden_size={hidden}", f"model.num_layers={layers}",
         "trainer=gpu" if device == "cuda" else "trainer=cpu",
-        f"trainer.precision={precision}", "trainer.max_epochs=1", f"trainer.limit_train_batches={batches}",
-        "trainer.limit_val_batches=0", "trainer.num_sanity_val_steps=0", "trainer.enable_checkpointing=false",
-        "trainer.enable_progress_bar=false", "+trainer.enable_model_summary=false", "logger=[]", "callbacks=[]",
-        *overrides,
+        f"trainer.precision={precision}", f"trainer.limit_train_batches={batches}", "trainer.limit_val_batches=0",
+        *QUIET_RUN, *overrides,
     )  # fmt: skip
 
 
