@@ -6,6 +6,8 @@ import time
 from pathlib import Path
 
 import lightning as L
+import torch
+import torch.distributed as dist
 from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
 
 
@@ -39,10 +41,19 @@ class TokenThroughput(L.Callback):
                       logger=False)  # fmt: skip
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
-        if self.seconds > 0:
-            # Summed over DDP ranks: each rank counts only the batches it trained on.
-            pl_module.log("train/tokens_per_sec", self.tokens / self.seconds, on_step=False, on_epoch=True,
-                          sync_dist=True, reduce_fx="sum")  # fmt: skip
+        # Every rank runs this hook at the same point, so the collectives below are matched on every rank.
+        # (Logging with sync_dist=True instead deferred the reduction to whoever first read the metrics: rank
+        # 0's progress bar, while the other ranks were already summing the corpus NLL: a deadlock.)
+        tokens, seconds = float(self.tokens), self.seconds
+        if trainer.world_size > 1:
+            device = trainer.strategy.root_device
+            totals = [torch.tensor([v], dtype=torch.float64, device=device) for v in (tokens, seconds)]
+            dist.all_reduce(totals[0], op=dist.ReduceOp.SUM)
+            dist.all_reduce(totals[1], op=dist.ReduceOp.MAX)
+            tokens, seconds = (float(t) for t in totals)
+        if seconds > 0:
+            # All ranks' tokens over the slowest rank's time: the run's throughput, identical on every rank.
+            pl_module.log("train/tokens_per_sec", tokens / seconds, on_step=False, on_epoch=True)
 
 
 class SampleText(L.Callback):

@@ -2,15 +2,29 @@
 
 from __future__ import annotations
 
+import logging
+import logging.config
 import os
+import re
+import signal
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+from typing import Any
 
-from omegaconf import DictConfig
+import lightning as L
+import torch.distributed as dist
+from lightning.pytorch.strategies import DDPStrategy, StrategyRegistry
+from omegaconf import DictConfig, OmegaConf
 
 from rnnlm.errors import UserError
 
 # Strategies for which Lightning starts the other ranks by re-running the script with its arguments.
 RELAUNCHING = {"ddp", "ddp_find_unused_parameters_true", "ddp_find_unused_parameters_false", "fsdp", "deepspeed"}
+# How long a collective (the gradient all-reduce, a metric sum) may wait for the other ranks before the run
+# ends with an error. Torch's own default is 30 minutes (10 for NCCL): a hung rank should cost less.
+TIMEOUT_S = 300.0
 
 # Epoch metrics come from CorpusNLL, whose compute() already sums over ranks; Lightning cannot know that
 # and asks for sync_dist=True, which would average values that are already identical on every rank.
@@ -32,10 +46,62 @@ def _processes_started_outside() -> bool:
     return SLURMEnvironment.detect() or TorchElasticEnvironment.detect() or "LOCAL_RANK" in os.environ
 
 
+def ddp_strategy(start_method: str = "popen", timeout_s: float = TIMEOUT_S, start_timeout_s: float = 600.0,
+                 **kwargs: Any):  # fmt: skip
+    """Lightning's DDPStrategy with a bounded wait for the other ranks (conf/trainer/ddp.yaml builds this).
+
+    start_method: "popen" (trainer=ddp: Lightning re-runs train.py once per extra rank) or "spawn"
+    (ddp_spawn: works inside a Hydra multirun). timeout_s: after that long in one collective every rank
+    stops with a sentence saying so, instead of waiting forever for a rank that hung or died.
+    start_timeout_s: how long the ranks may take to start and join (importing torch, reading the corpus).
+    """
+    for key, value in (("timeout_s", timeout_s), ("start_timeout_s", start_timeout_s)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+            raise UserError(f"trainer.strategy.{key}={value!r} must be a positive number of seconds.")
+    return _BoundedDDP(timedelta(seconds=timeout_s), start_method=start_method,
+                       timeout=timedelta(seconds=max(start_timeout_s, timeout_s)), **kwargs)  # fmt: skip
+
+
+class _BoundedDDP(DDPStrategy):
+    """DDP whose ranks may take `timeout` to join, and each collective after that `collective_timeout`."""
+
+    def __init__(self, collective_timeout: timedelta, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.collective_timeout = collective_timeout
+
+    def setup_distributed(self) -> None:
+        super().setup_distributed()
+        set_timeout = getattr(dist.distributed_c10d, "_set_pg_timeout", None)  # torch >= 2.4
+        if set_timeout is not None and dist.is_initialized():
+            set_timeout(self.collective_timeout)
+
+
+def strategy_from_config(strategy: Any) -> Any:
+    """A DDP strategy named by its string (`trainer.strategy=ddp_spawn`) gets rnnlm's timeout too; anything
+    else (`auto`, an object instantiated from the config) is passed to Lightning as it is."""
+    if not isinstance(strategy, str):
+        return strategy
+    entry = StrategyRegistry[strategy] if strategy in StrategyRegistry else None
+    if entry is None or not issubclass(entry["strategy"], DDPStrategy) or "timeout" in entry["init_params"]:
+        return strategy
+    return ddp_strategy(**entry["init_params"])
+
+
+def start_method(strategy: Any) -> str | None:
+    """How the ranks of a DDP strategy (a name, a config node or an object) are started, if it is one."""
+    if isinstance(strategy, str):
+        return "popen" if strategy in RELAUNCHING else None
+    if isinstance(strategy, (dict, DictConfig)):
+        if str(strategy.get("_target_", "")).endswith("ddp_strategy"):
+            return strategy.get("start_method", "popen")
+        return None
+    return getattr(strategy, "_start_method", None)
+
+
 def check_strategy(trainer_cfg: DictConfig) -> None:
     """Fail at once, before any data is read, where DDP would otherwise hang or re-run a whole sweep."""
     strategy = trainer_cfg.get("strategy") or "auto"
-    name = strategy if isinstance(strategy, str) else ""
+    name = strategy if isinstance(strategy, str) else "ddp" if start_method(strategy) == "popen" else ""
     devices = trainer_cfg.get("devices", 1)
     several = not isinstance(devices, int) or devices != 1 or (trainer_cfg.get("num_nodes") or 1) > 1
     if name in RELAUNCHING and several and in_multirun() and not _processes_started_outside():
@@ -44,3 +110,96 @@ def check_strategy(trainer_cfg: DictConfig) -> None:
             "re-running train.py, which would start the whole sweep again (Lightning issue 11300); use "
             "trainer.strategy=ddp_spawn in sweeps, or train the DDP model as a single run."
         )
+
+
+# What torch's collectives raise when the other side hung (gloo's timeout, NCCL's watchdog) or went away.
+_TIMED_OUT = re.compile(r"Timed out waiting (\d+)ms|collective operation timeout|Watchdog caught", re.I)
+_PEER_GONE = re.compile(r"Connection (closed|reset) by peer|Broken pipe|communicator was aborted|Socket Timeout", re.I)
+
+
+def collective_failure(err: BaseException, trainer) -> UserError | None:
+    """One sentence for a collective that failed because another rank hung or ended, else None."""
+    text = str(err)
+    timed_out, gone = _TIMED_OUT.search(text), _PEER_GONE.search(text)
+    if not (timed_out or gone) or not isinstance(err, RuntimeError):
+        return None
+    from rnnlm.interrupt import what_is_kept
+
+    who = f"rank {trainer.global_rank} of {trainer.world_size}"
+    kept = what_is_kept(trainer)
+    if timed_out:
+        ms = timed_out.group(1)
+        after = f" after {int(ms) / 1000:g} s" if ms else ""
+        return UserError(
+            f"{who}: a collective (gradient or metric sum across the DDP processes) timed out{after}: another "
+            f"process hung or stopped (its own output says why); {kept}; raise trainer.strategy.timeout_s only if "
+            "the ranks are legitimately that slow."
+        )
+    return UserError(
+        f"{who}: another DDP process ended while this one waited for it in a collective (its own output says "
+        f"why); {kept}."
+    )
+
+
+def _end_child_ranks(trainer) -> None:
+    """Lightning leaves the rank processes it started running when this one fails (it only ends them on
+    Ctrl-C): a rank stuck waiting would then outlive the run. End them, as Lightning does on Ctrl-C."""
+    launcher = getattr(trainer.strategy, "launcher", None)
+    for proc in list(getattr(launcher, "procs", None) or []):
+        try:
+            os.kill(proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, TypeError):
+            pass
+
+
+@contextmanager
+def ranks_end_together(trainer) -> Iterator[None]:
+    """Around fit and test: a failure in one process ends the whole run, in one sentence where it can."""
+    try:
+        yield
+    except SystemExit:
+        raise  # a signal's graceful stop: every rank stops at the same step by itself
+    except BaseException as err:
+        _end_child_ranks(trainer)
+        failure = collective_failure(err, trainer) or _from_spawned(err, trainer)
+        if failure is not None:
+            raise failure from None if isinstance(failure, SystemExit) else err
+        raise
+
+
+def _from_spawned(err: BaseException, trainer) -> BaseException | None:
+    """ddp_spawn: what a spawned rank raised reaches this process as the text of its traceback."""
+    from torch.multiprocessing import ProcessExitedException, ProcessRaisedException
+
+    if isinstance(err, ProcessRaisedException):
+        message = err.msg.strip().splitlines()[-1] if err.msg.strip() else ""
+        prefix = f"{UserError.__module__}.{UserError.__name__}: "
+        if message.startswith(prefix):
+            return UserError(message[len(prefix) :])
+        return collective_failure(RuntimeError(err.msg), trainer)
+    if isinstance(err, ProcessExitedException) and err.exit_code - 128 in (signal.SIGINT, signal.SIGTERM):
+        from rnnlm.interrupt import interrupted_from_checkpoint
+
+        return interrupted_from_checkpoint(err.exit_code - 128, trainer)
+    return None
+
+
+def _job_logging() -> dict | None:
+    """The logging config Hydra gave this job (terminal + train.log), resolved, if Hydra runs this process."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return None
+    return OmegaConf.to_container(HydraConfig.get().job_logging, resolve=True)
+
+
+class SpawnedLogging(L.Callback):
+    """ddp_spawn ranks are fresh interpreters that Hydra never configured, so rank 0's per-epoch line went
+    nowhere: they get the job's logging config, the terminal and train.log of a single-process run."""
+
+    def __init__(self) -> None:
+        self.config = _job_logging()
+
+    def setup(self, trainer, pl_module, stage: str) -> None:
+        if self.config and not logging.getLogger().handlers:
+            logging.config.dictConfig(self.config)

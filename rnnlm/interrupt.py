@@ -1,21 +1,38 @@
-"""Ctrl-C and SIGTERM (a cluster's pre-emption) end a run with a resumable checkpoint, not lost work.
+"""Ctrl-C and SIGTERM (a cluster's pre-emption) end a run with a resumable checkpoint, and end it even when
+it is stuck.
 
-While fitting, both signals only raise a flag. At the end of the batch being trained, every rank agrees
-to stop (the flag is OR-reduced under DDP, so all ranks save the same step), `checkpoints/last.ckpt` is
-written (atomically), and fitting ends with TrainingInterrupted; train() then prints the command that
-resumes the run exactly there. A second Ctrl-C quits at once. From the first training batch to the end of
-fit the handlers replace Lightning's own SIGTERM handler, so a signal during validation lets it finish.
+The graceful path: while training, both signals only raise a flag. At the end of the batch being trained
+(or at the end of fit, when the signal came during the last validation), every rank agrees to stop (the
+flag is OR-reduced under DDP, so all ranks save the same step), `checkpoints/last.ckpt` is written
+(atomically) and fitting ends with TrainingInterrupted, whose report names the command that resumes the
+run exactly there. Outside training (reading data, testing) there is nothing to save: the signal stops
+the run at once.
+
+The stuck path: a process blocked inside C++ (a collective waiting for a rank that hung, a data loader)
+never returns to the interpreter, so no Python signal handler runs. Python's C-level handler still writes
+the signal number to a "wakeup" pipe; a watcher thread reads it, passes SIGTERM on to the rank
+processes this one started, and, if the process is still alive `grace_s` seconds later (or at a second
+Ctrl-C), removes any half-written file, ends those ranks and exits with 128 + the signal number.
 """
 
 from __future__ import annotations
 
+import multiprocessing
+import os
+import select
 import shlex
 import signal
 import sys
 import threading
+import time
 from pathlib import Path
+from typing import Any
 
 import lightning as L
+
+from rnnlm.files import remove_unfinished
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 class TrainingInterrupted(SystemExit):
@@ -30,41 +47,194 @@ class TrainingInterrupted(SystemExit):
         return signal.Signals(self.signum).name
 
 
-class GracefulInterrupt(L.Callback):
-    def __init__(self) -> None:
+class Stopped(SystemExit):
+    """A signal outside training: nothing to save, the run ends with 128 + the signal number."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(128 + signum)
+
+
+def _name(signum: int) -> str:
+    return "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
+
+
+def what_is_kept(trainer: L.Trainer | None) -> str:
+    """Where a failed run can be resumed from, said for an error message."""
+    ckpt = trainer.checkpoint_callback if trainer is not None else None
+    kept = (ckpt.last_model_path or ckpt.best_model_path) if ckpt is not None else ""
+    if not kept:
+        return "no checkpoint had been saved yet"
+    return f"the last good checkpoint is {kept} (resume from it with ckpt_path={kept})"
+
+
+def _where(thread: threading.Thread) -> str:
+    """The innermost Python frame of `thread`: where a stuck main thread waits (C++ below it)."""
+    frame = sys._current_frames().get(thread.ident)
+    if frame is None:
+        return "an unknown place"
+    return f"{frame.f_code.co_name} ({Path(frame.f_code.co_filename).name}:{frame.f_lineno})"
+
+
+class StopGuard:
+    """The signal handlers and the watcher thread of one process; `graceful` is on while training."""
+
+    def __init__(self, grace_s: float = 30.0) -> None:
+        self.grace_s = grace_s
+        self.graceful = False
         self.signum: int | None = None
-        self._previous: dict[int, object] = {}
+        self.trainer: L.Trainer | None = None  # for the ranks it started and the checkpoint it keeps
+        self._pid: int | None = None  # the process in which the guard is active
+        self._previous: dict[int, Any] = {}
 
-    def _flag(self, signum, frame) -> None:
-        if self.signum == signal.SIGINT and signum == signal.SIGINT:
-            raise KeyboardInterrupt  # the second Ctrl-C
-        self.signum = signum
-        what = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
-        print(f"\n{what}: finishing this batch, then saving a checkpoint to resume from (Ctrl-C again quits at once)",
-              file=sys.stderr, flush=True)  # fmt: skip
+    def __getstate__(self) -> dict[str, Any]:  # ddp_spawn pickles the callbacks: each process starts its own
+        return {"grace_s": self.grace_s}
 
-    def on_train_start(self, trainer, pl_module) -> None:
-        # Not on_fit_start: Lightning installs its SIGTERM handler after that hook, and its handler runs a
-        # collective broadcast inside the signal handler, which deadlocks when one rank alone is signalled.
-        self.signum = None
-        if threading.current_thread() is threading.main_thread():  # only there can Python take signals
-            for signum in (signal.SIGINT, signal.SIGTERM):
-                self._previous[signum] = signal.signal(signum, self._flag)
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["grace_s"])
 
-    def _restore_handlers(self) -> None:
+    @property
+    def active(self) -> bool:
+        return self._pid == os.getpid()
+
+    def start(self) -> StopGuard:
+        if self.active or threading.current_thread() is not threading.main_thread():
+            return self  # signals reach only the main thread: elsewhere (a test runner's worker) do nothing
+        self._pid, self.signum, self.graceful = os.getpid(), None, False
+        self._read, write = os.pipe()
+        os.set_blocking(write, False)
+        self._write = write
+        self._previous = {s: signal.signal(s, self._handle) for s in STOP_SIGNALS}
+        self._previous_fd = signal.set_wakeup_fd(write, warn_on_full_buffer=False)
+        self._thread = threading.Thread(target=self._watch, name="rnnlm-stop-watcher", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if not self.active:
+            return
+        signal.set_wakeup_fd(self._previous_fd)
         for signum, handler in self._previous.items():
             signal.signal(signum, handler)
-        self._previous = {}
+        os.close(self._write)  # the watcher reads end-of-file and returns
+        self._thread.join(timeout=5)
+        os.close(self._read)
+        self._pid = None
+
+    def __enter__(self) -> StopGuard:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def reinstall(self) -> None:
+        """Take SIGINT/SIGTERM back from Lightning, whose SIGTERM handler runs a collective broadcast inside
+        the handler (a deadlock when one rank alone is signalled); its teardown gives them back to us."""
+        if self.active:
+            for signum in STOP_SIGNALS:
+                signal.signal(signum, self._handle)
+
+    # -- in the main thread, when it is free to run Python ------------------------------------------------
+    def _handle(self, signum: int, frame) -> None:
+        if self.signum is not None:
+            return  # a second signal: the watcher acts on it (a second Ctrl-C quits at once)
+        self.signum = signum
+        if self.graceful:
+            print(f"\n{_name(signum)}: finishing this batch, then saving a checkpoint to resume from "
+                  f"(Ctrl-C again quits at once)", file=sys.stderr, flush=True)  # fmt: skip
+            return
+        print(f"\n{_name(signum)}: stopping (no training step in progress, nothing to save)", file=sys.stderr,
+              flush=True)  # fmt: skip
+        raise Stopped(signum)
+
+    # -- in the watcher thread, which runs even while the main thread is blocked in C++ -------------------
+    def _watch(self) -> None:
+        first, deadline = None, None
+        while True:
+            timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
+            if not select.select([self._read], [], [], timeout)[0]:
+                self._exit_now(first, f"the run did not stop within {self.grace_s:g} s of {_name(first)}")
+            data = os.read(self._read, 64)
+            if not data:
+                return
+            for signum in data:
+                if signum not in STOP_SIGNALS:
+                    continue
+                if first is None:
+                    first, deadline = signum, time.monotonic() + self.grace_s
+                    if signum == signal.SIGTERM:  # Ctrl-C in a terminal reaches every rank already
+                        self._signal_ranks(signum)
+                elif signum == signal.SIGINT:
+                    self._exit_now(signum, "Ctrl-C again")
+
+    def _ranks(self) -> list:
+        launcher = getattr(getattr(self.trainer, "strategy", None), "launcher", None)
+        return list(getattr(launcher, "procs", None) or [])  # the rank processes Lightning started from here
+
+    def _signal_ranks(self, signum: int) -> None:
+        for proc in self._ranks():
+            try:
+                os.kill(proc.pid, signum)
+            except (ProcessLookupError, TypeError):
+                pass
+
+    def _exit_now(self, signum: int, why: str) -> None:
+        where = _where(threading.main_thread())
+        message = (
+            f"\nerror: {why}: exiting now without saving (it was waiting in {where}); {what_is_kept(self.trainer)}.\n"
+        )
+        os.write(2, message.encode())  # not print(): the blocked main thread may hold sys.stderr's lock
+        remove_unfinished()
+        self._signal_ranks(signal.SIGKILL)
+        for child in multiprocessing.active_children():  # data-loader workers, which may be the stuck ones
+            os.kill(child.pid, signal.SIGKILL)
+        os._exit(128 + signum)
+
+
+class GracefulInterrupt(L.Callback):
+    """The training side of the StopGuard: the flag turns into a checkpoint at a step every rank agrees on."""
+
+    def __init__(self, guard: StopGuard | None = None) -> None:
+        self.guard = guard or StopGuard()
+        self._owns_guard = False
+
+    @property
+    def signum(self) -> int | None:
+        return self.guard.signum
+
+    def setup(self, trainer, pl_module, stage: str) -> None:
+        # A ddp_spawn rank is a fresh process that train() never ran in: it needs its own handlers.
+        if not self.guard.active:
+            self.guard.start()
+            self._owns_guard = self.guard.active
+        self.guard.trainer = self.guard.trainer or trainer
+
+    def teardown(self, trainer, pl_module, stage: str) -> None:
+        if self._owns_guard:
+            self.guard.stop()
+            self._owns_guard = False
+
+    def on_sanity_check_start(self, trainer, pl_module) -> None:
+        self.guard.reinstall()
+
+    def on_validation_start(self, trainer, pl_module) -> None:
+        self.guard.reinstall()
+
+    def on_test_start(self, trainer, pl_module) -> None:
+        self.guard.reinstall()
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        self.guard.reinstall()
+        self.guard.graceful = True
 
     def on_fit_end(self, trainer, pl_module) -> None:
-        self._restore_handlers()
+        self.guard.graceful = False
 
     def on_exception(self, trainer, pl_module, exception) -> None:
-        self._restore_handlers()
+        self.guard.graceful = False
 
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        stop = self.signum is not None
-        if trainer.world_size > 1:
+    def _stop_if_asked(self, trainer) -> None:
+        stop = self.guard.signum is not None
+        if trainer.world_size > 1:  # every rank calls this at the same point, so the reduction always matches
             stop = trainer.strategy.reduce_boolean_decision(stop, all=False)
         if not stop:
             return
@@ -74,7 +244,16 @@ class GracefulInterrupt(L.Callback):
         )
         path = folder / "last.ckpt"
         trainer.save_checkpoint(path)  # every rank takes part; rank 0 writes
-        raise TrainingInterrupted(self.signum or signal.SIGTERM, path, trainer.current_epoch, trainer.global_step)
+        self.guard.graceful = False
+        raise TrainingInterrupted(self.guard.signum or signal.SIGTERM, path, trainer.current_epoch,
+                                  trainer.global_step)  # fmt: skip
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self._stop_if_asked(trainer)
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        # A signal during the last validation: fit has ended, but the test stage must not start.
+        self._stop_if_asked(trainer)
 
 
 def resume_command(overrides: list[str], checkpoint: Path) -> str:
@@ -82,3 +261,14 @@ def resume_command(overrides: list[str], checkpoint: Path) -> str:
     kept = [o for o in overrides if not o.startswith(("ckpt_path=", "hydra."))]
     return " ".join(["python", shlex.quote(sys.argv[0] or "train.py"), *map(shlex.quote, kept),
                      shlex.quote(f"ckpt_path={checkpoint.resolve()}")])  # fmt: skip
+
+
+def interrupted_from_checkpoint(signum: int, trainer: L.Trainer) -> TrainingInterrupted:
+    """The report of a stop that happened in other processes (ddp_spawn ranks), read from their checkpoint."""
+    import torch
+
+    ckpt = trainer.checkpoint_callback
+    path = Path(ckpt.dirpath if ckpt is not None and ckpt.dirpath else Path(trainer.default_root_dir, "checkpoints"))
+    path = path / "last.ckpt"
+    state = torch.load(path, map_location="cpu", weights_only=True, mmap=True) if path.is_file() else {}
+    return TrainingInterrupted(signum, path, int(state.get("epoch", 0)), int(state.get("global_step", 0)))

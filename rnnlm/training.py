@@ -20,10 +20,10 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from rnnlm.checkpoint import AtomicCheckpointIO, read_checkpoint, resolve_ckpt_path
 from rnnlm.cli import user_error
-from rnnlm.distributed import check_strategy
+from rnnlm.distributed import SpawnedLogging, check_strategy, ranks_end_together, strategy_from_config
 from rnnlm.errors import UserError
 from rnnlm.files import atomic_open
-from rnnlm.interrupt import GracefulInterrupt, TrainingInterrupted, resume_command
+from rnnlm.interrupt import GracefulInterrupt, StopGuard, TrainingInterrupted, resume_command
 from rnnlm.module import LanguageModel
 from rnnlm.validation import check_config, check_resume
 
@@ -68,7 +68,7 @@ def _build(key: str, node: Any, **kwargs: Any) -> Any:
         raise UserError(f"{key} could not be built: {cause}; fix or remove that setting.") from err
 
 
-def build(cfg: DictConfig) -> tuple[L.LightningDataModule, LanguageModel, L.Trainer]:
+def build(cfg: DictConfig, guard: StopGuard | None = None) -> tuple[L.LightningDataModule, LanguageModel, L.Trainer]:
     # Everything that can be checked without data first: a typo should cost seconds, not a corpus read.
     check_config(cfg)
     check_strategy(cfg.trainer)
@@ -77,10 +77,14 @@ def build(cfg: DictConfig) -> tuple[L.LightningDataModule, LanguageModel, L.Trai
     if resumed:
         check_resume(cfg, resumed, cfg.ckpt_path)
 
-    callbacks = [_build(f"callbacks.{k}", c) for k, c in (cfg.get("callbacks") or {}).items()] + [GracefulInterrupt()]
+    callbacks = [_build(f"callbacks.{k}", c) for k, c in (cfg.get("callbacks") or {}).items()]
+    callbacks += [GracefulInterrupt(guard), SpawnedLogging()]  # what correctness needs, whatever the config says
     loggers = [_build(f"logger.{k}", c, **_continued_run(c, resumed)) for k, c in (cfg.get("logger") or {}).items()]
+    trainer_cfg = lightning_trainer_cfg(cfg.trainer)
+    strategy = trainer_cfg.pop("strategy", "auto")
+    strategy = strategy_from_config(_build("trainer.strategy", strategy) if isinstance(strategy, dict) else strategy)
     trainer = _build(
-        "trainer", lightning_trainer_cfg(cfg.trainer), callbacks=callbacks, logger=loggers or False,
+        "trainer", trainer_cfg, strategy=strategy, callbacks=callbacks, logger=loggers or False,
         plugins=[AtomicCheckpointIO()],
     )  # fmt: skip
 
@@ -149,32 +153,32 @@ def _resolve_ckpt_path(cfg: DictConfig) -> None:
 
 
 def train(cfg: DictConfig) -> dict[str, float]:
+    # From here to the end, Ctrl-C and SIGTERM end the run in bounded time, stuck or not (rnnlm.interrupt).
+    with StopGuard(cfg.get("interrupt_grace_s", 30.0)) as guard:
+        return _train(cfg, guard)
+
+
+def _train(cfg: DictConfig, guard: StopGuard) -> dict[str, float]:
     started = time.perf_counter()
     _resolve_ckpt_path(cfg)
-    datamodule, module, trainer = build(cfg)
+    datamodule, module, trainer = build(cfg, guard)
+    guard.trainer = trainer
     log.info("model: %s, %s parameters", cfg.model.cell, f"{module.num_parameters:,}")
     try:
-        trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+        with ranks_end_together(trainer):
+            trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+            metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+            history = _history(module, trainer)
+            ckpt = trainer.checkpoint_callback
+            best_path = ckpt.best_model_path if ckpt is not None else ""
+            if ckpt is not None and ckpt.best_model_score is not None:
+                metrics["val/ppl"] = float(ckpt.best_model_score)  # the best epoch's, not the last one's
+            if cfg.get("test"):
+                results = trainer.test(module, datamodule=datamodule, ckpt_path=best_path or None, verbose=False)
+                metrics.update({k: float(v) for k, v in results[0].items()})
     except TrainingInterrupted as stop:
         _say_how_to_resume(stop, trainer)
         raise
-    interrupt = next(c for c in trainer.callbacks if isinstance(c, GracefulInterrupt))
-    if interrupt.signum is not None:  # the signal came during the last validation: fit ended on its own
-        ckpt = trainer.checkpoint_callback
-        last = Path((ckpt.last_model_path or ckpt.best_model_path) if ckpt is not None else "(no checkpoint)")
-        stop = TrainingInterrupted(interrupt.signum, last, trainer.current_epoch, trainer.global_step)
-        _say_how_to_resume(stop, trainer)
-        raise stop
-    metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
-    history = _history(module, trainer)
-
-    ckpt = trainer.checkpoint_callback
-    best_path = ckpt.best_model_path if ckpt is not None else ""
-    if ckpt is not None and ckpt.best_model_score is not None:
-        metrics["val/ppl"] = float(ckpt.best_model_score)  # the best epoch's, not the last one's
-    if cfg.get("test"):
-        results = trainer.test(module, datamodule=datamodule, ckpt_path=best_path or None, verbose=False)
-        metrics.update({k: float(v) for k, v in results[0].items()})
 
     if not trainer.is_global_zero:
         return metrics

@@ -122,6 +122,7 @@ def check_training(cfg: DictConfig) -> None:
         _number("trainer.gradient_clip_val", clip, 0.0, None)
     _bool("trainer.skip_nonfinite", trainer.get("skip_nonfinite", False))
     _int("seed", cfg.get("seed"), 0)
+    _number("interrupt_grace_s", cfg.get("interrupt_grace_s", 30), 0.0, None, low_open=True)
 
 
 def check_config(cfg: DictConfig) -> None:

@@ -68,16 +68,17 @@ def tiny_overrides(corpus: dict[str, Path], run_dir: Path) -> list[str]:
         "trainer=cpu",
         "trainer.max_epochs=2",
         "trainer.log_every_n_steps=5",
-        "trainer.enable_progress_bar=false",
         f"hydra.run.dir={run_dir}",
     ]
 
 
-def run_train(*overrides: str, cwd: Path, check: bool = True, script: str = "train.py") -> subprocess.CompletedProcess:
+def run_train(
+    *overrides: str, cwd: Path, check: bool = True, script: str = "train.py", timeout: float = 600
+) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "HYDRA_FULL_ERROR": "1"}
     proc = subprocess.run(
         [sys.executable, str(ROOT / script), *overrides],
-        cwd=cwd, env=env, capture_output=True, text=True, timeout=600,
+        cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout,
     )  # fmt: skip
     if check and proc.returncode != 0:
         raise AssertionError(f"{script} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")

@@ -47,6 +47,9 @@ CASES = [
     ("tokenizer-kind", T, ["tokenizer.kind=wordpiece"], 2, "tokenizer.kind=wordpiece is not known"),
     ("tie-weights", T, ["model.tie_weights=true", "model.embed_size=12"], 2,
      "model.tie_weights=true needs model.hidden_size (16) to equal model.embed_size (12)"),
+    ("ddp-timeout", T, ["trainer=ddp_cpu", "trainer.strategy.timeout_s=0"], 2,
+     "trainer.strategy.timeout_s=0 must be a positive number of seconds."),
+    ("grace-period", T, ["interrupt_grace_s=-1"], 2, "interrupt_grace_s=-1 must be a number in (0.0, inf)."),
     # -- data
     ("missing-file", T, ["data.train_path=/nonexistent/train.txt"], 2,
      "data.train_path=/nonexistent/train.txt does not exist"),
@@ -73,7 +76,8 @@ CASES = [
 ]
 # fmt: on
 # Caught by the config check itself: the corpus is never read (no cache entry is even started).
-BEFORE_DATA = {c[0] for c in CASES[:13]} | {"resume-other-model", "resume-other-tokenizer"}
+BEFORE_DATA = {c[0] for c in CASES[: [c[0] for c in CASES].index("missing-file")]}
+BEFORE_DATA |= {"resume-other-model", "resume-other-tokenizer"}
 
 
 def make_files(d: Path, trained: Path) -> dict[str, Path]:

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from rnnlm.data.corpus import EncodedSplit
+from rnnlm.files import unfinished
 
 log = logging.getLogger(__name__)
 
@@ -54,17 +55,18 @@ def save(folder: Path, splits: dict[str, EncodedSplit], tokenizer_json: str, met
     """Write the folder atomically; if another process finished the same key first, keep theirs."""
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{folder.name}-", dir=folder.parent))
-    try:
-        (tmp / "tokenizer.json").write_text(tokenizer_json)
-        for split, data in splits.items():
-            np.save(tmp / f"{split}.tokens.npy", data.tokens)
-            np.save(tmp / f"{split}.offsets.npy", data.offsets)
-        (tmp / "meta.json").write_text(json.dumps({**meta, "splits": list(splits)}, indent=1, default=str))
+    with unfinished(tmp):
         try:
-            os.rename(tmp, folder)  # atomic; fails if the folder exists
-        except OSError:
-            if load(folder) is None:  # a damaged leftover: replace it
-                shutil.rmtree(folder, ignore_errors=True)
-                os.rename(tmp, folder)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+            (tmp / "tokenizer.json").write_text(tokenizer_json)
+            for split, data in splits.items():
+                np.save(tmp / f"{split}.tokens.npy", data.tokens)
+                np.save(tmp / f"{split}.offsets.npy", data.offsets)
+            (tmp / "meta.json").write_text(json.dumps({**meta, "splits": list(splits)}, indent=1, default=str))
+            try:
+                os.rename(tmp, folder)  # atomic; fails if the folder exists
+            except OSError:
+                if load(folder) is None:  # a damaged leftover: replace it
+                    shutil.rmtree(folder, ignore_errors=True)
+                    os.rename(tmp, folder)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
