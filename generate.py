@@ -7,7 +7,7 @@ import hydra
 from omegaconf import DictConfig
 
 from rnnlm.cli import run_or_exit
-from rnnlm.generate_run import run
+from rnnlm.generation.run import run
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="generate")

@@ -3,9 +3,9 @@
 import hydra
 from omegaconf import DictConfig
 
-import rnnlm.resolvers  # noqa: F401  (resolvers the configs use, registered before Hydra reads them)
+import rnnlm.sweeps.resolvers  # noqa: F401  (resolvers the configs use, registered before Hydra reads them)
 from rnnlm.cli import run_or_exit
-from rnnlm.training import objective, train
+from rnnlm.training.run import objective, train
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")

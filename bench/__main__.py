@@ -6,7 +6,8 @@
     python -m bench --compare --results /tmp/rnnlm-bench/results.json   # check a saved run, no re-run
     python -m bench --quick               # a smoke run (1 repeat, few batches): numbers not for the docs
 
-Sections: ceiling (matrix-product GFLOP/s), train (tokens/s: rnnlm vs a plain PyTorch loop, MFU),
+Sections: ceiling (matrix-product GFLOP/s), train (tokens/s: rnnlm vs a plain PyTorch loop, MFU), loss
+(rnnlm's fused output layer + loss vs torch's F.linear_cross_entropy),
 quality (val ppl at a fixed token budget), generation (sentences/s), padding, data (pipeline times),
 gpu (skipped with a message without CUDA). Extra arguments are train.py overrides applied to every
 training and data config, e.g. `data.batch_size=64`. Run it alone on the machine: two processes

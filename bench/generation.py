@@ -19,7 +19,7 @@ from rnnlm.generation import GenerationConfig, Generator, load_model
 
 
 def default_model(overrides=()):
-    from rnnlm.training import build
+    from rnnlm.training.build import build
 
     _, module, _ = build(config("logger=[]", "callbacks=[]", *overrides))
     return module.eval()
@@ -41,7 +41,7 @@ def measure(ckpt: str | None, repeats: int = 3, samples: int = 1000, beam_prompt
             max_len: int = 30, overrides=()) -> list[Row]:  # fmt: skip
     """Sentences/s per strategy, batched and one at a time; every sentence stops at <eos> or max_len."""
     model = load_model(ckpt, "cpu") if ckpt else default_model(overrides)
-    gen = Generator(model)
+    gen = Generator(model.net, model.tokenizer)
     n, beam = samples, beam_prompts
     sample = GenerationConfig("sample", max_len, seed=0)
     cases = [

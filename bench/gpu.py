@@ -18,7 +18,7 @@ from torch import nn
 from bench import train_throughput
 from bench.ceiling import ceiling_rows
 from bench.common import TABLE_HEADER, Row, machine, ratio_row
-from rnnlm.training import build
+from rnnlm.training.build import build
 
 SKIPPED = "GPU rows skipped: no CUDA GPU is visible (torch.cuda.is_available() is false)."
 

@@ -17,8 +17,8 @@ import time
 import torch
 
 from bench.common import machine
-from rnnlm.loss import linear_cross_entropy
-from rnnlm.model import RNNLanguageModel
+from rnnlm.models.loss import linear_cross_entropy
+from rnnlm.models.rnn_lm import RNNLanguageModel
 
 
 def time_steps(net, opt, x, y, steps: int) -> tuple[float, float, float]:

@@ -90,6 +90,12 @@ def section_generation(plan: Plan, overrides) -> list[Row]:
     return measure(str(ckpt) if ckpt.exists() else None, plan.repeats, plan.samples, overrides=overrides)
 
 
+def section_loss(plan: Plan, overrides) -> list[Row]:
+    from bench.loss import measure
+
+    return measure(plan.small_repeats, 20 if plan.small_repeats > 1 else 3)
+
+
 def section_padding(plan: Plan, overrides) -> list[Row]:
     from bench.padding import measure
 
@@ -115,7 +121,7 @@ def section_gpu(plan: Plan, overrides) -> list[Row]:
 
 
 SECTIONS: dict[str, Callable] = {
-    "ceiling": section_ceiling, "train": section_train, "quality": section_quality,
+    "ceiling": section_ceiling, "train": section_train, "loss": section_loss, "quality": section_quality,
     "generation": section_generation, "padding": section_padding, "data": section_data, "gpu": section_gpu,
 }  # fmt: skip
 

@@ -31,8 +31,8 @@ import torch.nn.functional as F
 
 from bench.ceiling import ceiling_rows, training_flops_per_token
 from bench.common import QUIET_RUN, TABLE_HEADER, Row, config, machine, move_overrides, ratio_row
-from rnnlm.loss import linear_cross_entropy
-from rnnlm.training import build
+from rnnlm.models.loss import linear_cross_entropy
+from rnnlm.training.build import build
 
 PRECISION_NAMES = {"32-true": "fp32", "bf16-mixed": "bf16"}
 

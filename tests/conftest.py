@@ -1,7 +1,14 @@
-"""Shared fixtures: a tiny corpus the tests write themselves, and a runner for the real train.py."""
+"""Shared fixtures: a tiny corpus the tests write themselves, runs of train.py in this process (the fast
+tier) and as real processes (where the process is the subject: exit codes, signals, DDP, launchers).
+
+Tiers: `python -m pytest` runs the fast tier (under 3 minutes on 2 cores); `python -m pytest -m slow`
+the tests that start real processes (train.py as the README shows it, DDP, signals, sweeps) and a real
+PTB epoch. CI runs both.
+"""
 
 from __future__ import annotations
 
+import copy
 import os
 import random
 import subprocess
@@ -9,6 +16,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, open_dict, read_write
 
 ROOT = Path(__file__).resolve().parent.parent
 WORDS = "the a cat dog sat ran on under mat log red big small quickly slowly and".split()
@@ -35,6 +45,13 @@ def corpus_cache(tmp_path_factory) -> Path:
     return d
 
 
+@pytest.fixture(autouse=True)
+def no_hydra_config_left():
+    """A test that composed a config leaves no Hydra run config behind for the next one."""
+    yield
+    HydraConfig.instance().cfg = None
+
+
 @pytest.fixture(scope="session")
 def tiny_corpus(tmp_path_factory) -> dict[str, Path]:
     d = tmp_path_factory.mktemp("corpus")
@@ -45,36 +62,49 @@ def tiny_corpus(tmp_path_factory) -> dict[str, Path]:
     return paths
 
 
+def tiny_overrides(corpus: dict[str, Path], run_dir: Path | None = None) -> list[str]:
+    """A train.py run that takes seconds: the `debug=tiny` preset on the tiny corpus."""
+    data = [f"data.{s}_path={corpus[s]}" for s in ("train", "val", "test")]
+    return ["debug=tiny", "data=text", *data, *([f"hydra.run.dir={run_dir}"] if run_dir else [])]
+
+
+def compose_config(*overrides: str, run_dir: Path | None = None, config: str = "train") -> DictConfig:
+    """The config `python <config>.py <overrides>` would run with, its run folder `run_dir`, composed here.
+    Hydra's run config is installed too, so what reads it (the overrides in results.json) sees a run."""
+    overrides = [o for o in overrides if not o.startswith("hydra.run.dir=")]
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose(config_name=config, overrides=overrides, return_hydra_config=True)
+    with open_dict(cfg):
+        cfg.hydra.runtime.output_dir = str(run_dir or Path.cwd())
+        cfg.hydra.job.name = config
+        if "paths" in cfg:
+            cfg.paths.output_dir = str(run_dir or Path.cwd())
+    HydraConfig.instance().set_config(cfg)
+    task = copy.deepcopy(cfg)  # as Hydra hands the config to the task: a copy without its own node
+    with read_write(task), open_dict(task):
+        del task["hydra"]
+    return task
+
+
+def train_here(*overrides: str, run_dir: Path) -> dict[str, float]:
+    """train.py's run in this process: the same config, the same train(), no interpreter start (~5 s)."""
+    from rnnlm.training.run import train
+
+    return train(compose_config(*overrides, run_dir=run_dir))
+
+
 @pytest.fixture(scope="session")
 def trained(tiny_corpus, tmp_path_factory) -> Path:
-    """The run folder of a 3-epoch tiny train.py run (checkpoints/, csv/, samples.txt)."""
-    tmp = tmp_path_factory.mktemp("trained")
-    run_dir = tmp / "run"
-    run_train(*tiny_overrides(tiny_corpus, run_dir), "trainer.max_epochs=3", cwd=tmp)
+    """The run folder of a 3-epoch tiny run (checkpoints/, csv/, samples.txt, results.json)."""
+    run_dir = tmp_path_factory.mktemp("trained") / "run"
+    train_here(*tiny_overrides(tiny_corpus), "trainer.max_epochs=3", run_dir=run_dir)
     return run_dir
-
-
-def tiny_overrides(corpus: dict[str, Path], run_dir: Path) -> list[str]:
-    """A train.py run that takes seconds: tiny data, tiny model, CPU."""
-    return [
-        "data=text",
-        f"data.train_path={corpus['train']}",
-        f"data.val_path={corpus['val']}",
-        f"data.test_path={corpus['test']}",
-        "data.batch_size=16",
-        "data.eval_batch_size=16",
-        "model.embed_size=16",
-        "model.hidden_size=16",
-        "trainer=cpu",
-        "trainer.max_epochs=2",
-        "trainer.log_every_n_steps=5",
-        f"hydra.run.dir={run_dir}",
-    ]
 
 
 def run_train(
     *overrides: str, cwd: Path, check: bool = True, script: str = "train.py", timeout: float = 600
 ) -> subprocess.CompletedProcess:
+    """train.py (or another entry point) as a real process, as a user starts it."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "HYDRA_FULL_ERROR": "1"}
     proc = subprocess.run(
         [sys.executable, str(ROOT / script), *overrides],

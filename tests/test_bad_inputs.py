@@ -1,12 +1,15 @@
-"""Every mistake a user can make on the command line, through the real entry points.
+"""Every mistake a user can make on the command line, through the real entry points' code.
 
 Each case: the exit code, the one sentence on stderr naming the bad key or file and the fix, no
 traceback, and nothing half-written (no checkpoint, results, corpus cache entry, output file or temporary
-file). Data mistakes in more depth (16 source/format cases, in-process): tests/test_data_errors.py.
+file). The fast tier runs each case's composed config through the entry point's own `run_or_exit` here;
+the slow tier runs the very same cases as real `train.py` / `generate.py` processes. Data mistakes in more
+depth (in-process): tests/test_data_errors.py; operating-system faults: tests/test_os_faults.py.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
@@ -16,16 +19,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.conftest import ROOT, tiny_overrides
+from rnnlm.cli import run_or_exit
+from tests.conftest import ROOT, compose_config, tiny_overrides
 
 HYDRA = 1  # Hydra's own composition errors (unknown key or option) exit 1; rnnlm's exit 2
-
-
-def run(script: str, args: list[str], cwd: Path) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}  # what a user sees
-    return subprocess.run([sys.executable, str(ROOT / script), *args], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=300)  # fmt: skip
-
 
 T, G = "train.py", "generate.py"
 # fmt: off
@@ -43,6 +40,8 @@ CASES = [
      "'patiance'; fix or remove that setting."),
     ("unknown-cell", T, ["model.cell=lstmm"], 2, "model.cell=lstmm is not a known cell: use one of"),
     ("batch-size-zero", T, ["data.batch_size=0"], 2, "data.batch_size=0 must be a positive integer or null."),
+    ("min-len-zero", T, ["data.min_len=0"], 2, "data.min_len=0 must be a positive integer."),
+    ("fraction-range", T, ["data.val_fraction=1.5"], 2, "data.val_fraction=1.5 must be a number in [0.0, 1.0)."),
     ("lr-negative", T, ["optim.lr=-0.1"], 2, "optim.lr=-0.1 must be a number in (0.0, inf)."),
     ("tokenizer-kind", T, ["tokenizer.kind=wordpiece"], 2, "tokenizer.kind=wordpiece is not known"),
     ("tie-weights", T, ["model.tie_weights=true", "model.embed_size=12"], 2,
@@ -50,6 +49,14 @@ CASES = [
     ("ddp-timeout", T, ["trainer=ddp_cpu", "trainer.strategy.timeout_s=0"], 2,
      "trainer.strategy.timeout_s=0 must be a positive number of seconds."),
     ("grace-period", T, ["interrupt_grace_s=-1"], 2, "interrupt_grace_s=-1 must be a number in (0.0, inf)."),
+    ("skip-nonfinite-type", T, ["module.skip_nonfinite=maybe"], 2,
+     "module.skip_nonfinite='maybe' must be true or false."),
+    ("checkpoint-url", T, ["callbacks.model_checkpoint.dirpath=s3://bucket/ckpts"], 2,
+     "callbacks.model_checkpoint.dirpath=s3://bucket/ckpts is a URL, and rnnlm reads and writes checkpoints on "
+     "local (or mounted) disks only"),
+    ("checkpoint-dir-under-a-file", T, ["callbacks.model_checkpoint.dirpath={empty}/ckpts"], 2,
+     "callbacks.model_checkpoint.dirpath={empty}/ckpts cannot hold checkpoints: a file stands where a folder "
+     "should be; give a folder this process can write to."),
     # -- data
     ("missing-file", T, ["data.train_path=/nonexistent/train.txt"], 2,
      "data.train_path=/nonexistent/train.txt does not exist"),
@@ -59,12 +66,16 @@ CASES = [
      "data.path={csv} has no column 'review' (it has: title, body): set data.text_column to one of them."),
     # -- checkpoints
     ("ckpt-missing", T, ["ckpt_path=/nowhere/model.ckpt"], 2, "ckpt_path=/nowhere/model.ckpt is not a file"),
+    ("ckpt-url", T, ["ckpt_path=s3://bucket/last.ckpt"], 2, "ckpt_path=s3://bucket/last.ckpt is a URL"),
     ("ckpt-truncated", T, ["ckpt_path={truncated}"], 2, "ckpt_path={truncated} could not be read as a checkpoint"),
     ("ckpt-foreign", T, ["ckpt_path={foreign}"], 2, "ckpt_path={foreign} was not written by rnnlm"),
     ("resume-other-model", T, ["ckpt_path={ckpt}", "model.hidden_size=32"], 2,
      "was trained with other settings than this run asks for: model.hidden_size=32 (checkpoint: 16)"),
     ("resume-other-tokenizer", T, ["ckpt_path={ckpt}", "tokenizer=char"], 2,
      "tokenizer.kind='char' (checkpoint: 'word')"),
+    ("resume-past-max-epochs", T, ["ckpt_path={ckpt}", "trainer.max_epochs=1"], 2,
+     "ckpt_path={ckpt} was saved in epoch 2, past trainer.max_epochs=1: set trainer.max_epochs above 2 to train on "
+     "from it (or evaluate it with eval.py)."),
     # -- generation
     ("gen-ckpt-missing", G, ["ckpt_path=/nowhere/model.ckpt"], 2, "ckpt_path=/nowhere/model.ckpt is not a file"),
     ("gen-ckpt-foreign", G, ["ckpt_path={foreign}"], 2, "ckpt_path={foreign} was not written by rnnlm"),
@@ -73,14 +84,18 @@ CASES = [
     ("gen-temperature", G, ["ckpt_path={ckpt}", "temperature=0"], 2, "temperature=0 must be > 0 with strategy=sample"),
     ("gen-prompt-file", G, ["ckpt_path={ckpt}", "prompt_file=/nowhere/p.txt"], 2,
      "prompt_file=/nowhere/p.txt does not exist"),
+    ("gen-output-unwritable", G, ["ckpt_path={ckpt}", "output={empty}/out.jsonl"], 2,
+     "output={empty}/out.jsonl could not be written: a file stands where a folder should be; choose another path."),
 ]
 # fmt: on
 # Caught by the config check itself: the corpus is never read (no cache entry is even started).
 BEFORE_DATA = {c[0] for c in CASES[: [c[0] for c in CASES].index("missing-file")]}
-BEFORE_DATA |= {"resume-other-model", "resume-other-tokenizer"}
+BEFORE_DATA |= {"resume-other-model", "resume-other-tokenizer", "resume-past-max-epochs", "ckpt-url"}
 
 
-def make_files(d: Path, trained: Path) -> dict[str, Path]:
+@pytest.fixture(scope="module")
+def files(trained, tmp_path_factory) -> dict[str, Path]:
+    d = tmp_path_factory.mktemp("inputs")
     truncated = d / "truncated.ckpt"
     truncated.write_bytes((trained / "checkpoints" / "last.ckpt").read_bytes()[:5000])
     foreign = d / "foreign.ckpt"
@@ -95,7 +110,8 @@ def make_files(d: Path, trained: Path) -> dict[str, Path]:
 
 def command(script: str, args: list[str], corpus: dict[str, Path], d: Path) -> list[str]:
     if script == G:
-        return [*args, f"output={d / 'out.jsonl'}", f"hydra.run.dir={d / 'run'}"]
+        return [*args, f"output={d / 'out.jsonl'}" if not any(a.startswith("output=") for a in args) else "",
+                f"hydra.run.dir={d / 'run'}"]  # fmt: skip
     keys = {a.split("=")[0] for a in args}
     other_source = "data" in keys  # its own paths instead of the text files
     base = [o for o in tiny_overrides(corpus, d / "run")
@@ -103,32 +119,71 @@ def command(script: str, args: list[str], corpus: dict[str, Path], d: Path) -> l
     return [*base, *args, f"data.cache_dir={d / 'cache'}"]
 
 
-@pytest.fixture(scope="module")
-def outcomes(trained, tiny_corpus, tmp_path_factory) -> dict[str, tuple[subprocess.CompletedProcess, Path, dict]]:
-    """Every case run once, two at a time (each is a process start: mostly imports), in a folder of its own."""
-    files = make_files(tmp_path_factory.mktemp("inputs"), trained)
-    jobs = {}
-    for case, script, args, _, _ in CASES:
-        d = tmp_path_factory.mktemp(case)
-        jobs[case] = (script, command(script, [a.format(**files) for a in args], tiny_corpus, d), d)
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        procs = {case: pool.submit(run, script, args, d) for case, (script, args, d) in jobs.items()}
-        return {case: (procs[case].result(), jobs[case][2], files) for case in jobs}
-
-
-@pytest.mark.parametrize("case, code, message", [pytest.param(c[0], c[3], c[4], id=c[0]) for c in CASES])
-def test_bad_input_is_one_sentence_and_leaves_nothing_behind(case, code, message, outcomes):
-    proc, d, files = outcomes[case]
-    message = message.format(**files)
-    assert proc.returncode == code, proc.stderr[-3000:]
-    assert message in proc.stderr, proc.stderr[-3000:]
-    assert "Traceback" not in proc.stderr + proc.stdout
+def assert_clean(case: str, code: int, message: str, err: str, out: str, d: Path) -> None:
+    assert message in err, err[-3000:]
+    assert "Traceback" not in err + out
     if code == 2:
-        assert proc.stderr.strip().splitlines()[-1].startswith("error: ")  # the last line is the sentence
+        assert err.strip().splitlines()[-1].startswith("error: ")  # the last line is the sentence
     run_dir, cache = d / "run", d / "cache"
     assert not (run_dir / "checkpoints").exists() and not (run_dir / "results.json").exists()
     assert not (d / "out.jsonl").exists()
     assert not cache.exists() or not list(cache.iterdir())  # no corpus cache entry, finished or not
     assert not [p for p in d.rglob("*") if ".tmp" in p.name]
     if case in BEFORE_DATA:
-        assert not cache.exists() and "corpus read" not in proc.stdout  # stopped before reading the corpus
+        assert not cache.exists() and "corpus read" not in out  # stopped before reading the corpus
+
+
+def run_here(script: str, args: list[str], d: Path, capsys, caplog) -> tuple[int, str, str]:
+    """The entry point's work in this process: compose as Hydra would, then its run_or_exit."""
+    from rnnlm.generation.run import run
+    from rnnlm.training.run import train
+
+    args = [a for a in args if a]
+    try:
+        cfg = compose_config(*args, run_dir=d / "run", config="train" if script == T else "generate")
+    except Exception as err:  # Hydra's own refusal, which the command line prints and exits 1 with
+        return HYDRA, "", str(err)
+    try:
+        run_or_exit(train if script == T else run, cfg)
+        code = 0
+    except SystemExit as stop:
+        code = stop.code
+    captured = capsys.readouterr()
+    return code, captured.out + caplog.text, captured.err
+
+
+@pytest.mark.parametrize("case, script, args, code, message", [pytest.param(*c, id=c[0]) for c in CASES])
+def test_bad_input_is_one_sentence_and_leaves_nothing_behind(
+    case, script, args, code, message, files, tiny_corpus, tmp_path, capsys, caplog
+):
+    caplog.set_level(logging.INFO)
+    argv = command(script, [a.format(**files) for a in args], tiny_corpus, tmp_path)
+    got, out, err = run_here(script, argv, tmp_path, capsys, caplog)
+    assert got == code, err[-3000:]
+    assert_clean(case, code, message.format(**files), err, out, tmp_path)
+
+
+def run_process(script: str, args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}  # what a user sees
+    return subprocess.run([sys.executable, str(ROOT / script), *[a for a in args if a]], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def processes(files, tiny_corpus, tmp_path_factory) -> dict[str, tuple[subprocess.CompletedProcess, Path]]:
+    """Every case as a real process, two at a time (each is a process start: mostly imports)."""
+    jobs = {}
+    for case, script, args, _, _ in CASES:
+        d = tmp_path_factory.mktemp(case)
+        jobs[case] = (script, command(script, [a.format(**files) for a in args], tiny_corpus, d), d)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        procs = {case: pool.submit(run_process, script, args, d) for case, (script, args, d) in jobs.items()}
+        return {case: (procs[case].result(), jobs[case][2]) for case in jobs}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case, code, message", [pytest.param(c[0], c[3], c[4], id=c[0]) for c in CASES])
+def test_bad_input_as_a_real_process(case, code, message, processes, files):
+    proc, d = processes[case]
+    assert proc.returncode == code, proc.stderr[-3000:]
+    assert_clean(case, code, message.format(**files), proc.stderr, proc.stdout, d)

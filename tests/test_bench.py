@@ -7,6 +7,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from bench import suite
 from bench.ceiling import training_flops_per_token
 from bench.common import Row
@@ -68,19 +70,27 @@ def test_compare_reports_only_worse_by_more_than_ten_percent(tmp_path):
     assert suite.compare([*_rows(speed=9000.0, seconds=0.5)[:2], Row("padding/x/batches", "b", [2000], "b")], doc) == []
 
 
-def test_compare_cli_exit_code(tmp_path):
+def bench_cli(monkeypatch, *argv: str) -> int:
+    """`python -m bench ARGV` in this process: its exit code."""
+    from bench.__main__ import main
+
+    monkeypatch.setattr(sys, "argv", ["python -m bench", *argv])
+    try:
+        return main()
+    except SystemExit as stop:  # argparse's refusals
+        return stop.code
+
+
+def test_compare_cli_exit_code(tmp_path, monkeypatch, capsys):
     doc = tmp_path / "BENCHMARKS.md"
     suite.write_doc(_rows(), "m", "python -m bench", doc)
     for speed, code in ((7100.0, 0), (5000.0, 1)):
         results = tmp_path / f"results-{speed}.json"
         suite.save_json(_rows(speed=speed), results)
-        proc = subprocess.run(
-            [sys.executable, "-m", "bench", "--compare", "--results", str(results), "--doc", str(doc)],
-            cwd=ROOT, capture_output=True, text=True,
-        )  # fmt: skip
-        assert proc.returncode == code, proc.stdout + proc.stderr
-        assert "compared 2 figures" in proc.stdout
-        assert ("regression: train/cpu/lstm-2x200/fp32/rnnlm" in proc.stdout) == (code == 1)
+        assert bench_cli(monkeypatch, "--compare", "--results", str(results), "--doc", str(doc)) == code
+        out = capsys.readouterr().out
+        assert "compared 2 figures" in out
+        assert ("regression: train/cpu/lstm-2x200/fp32/rnnlm" in out) == (code == 1)
 
 
 def test_flops_per_token():
@@ -89,13 +99,14 @@ def test_flops_per_token():
     assert training_flops_per_token("gru", 10, 20, 1, 100, [30]) == 3 * (3 * 2 * 20 * 30 + 2 * 20 * 30 + 2 * 30 * 100)
 
 
+@pytest.mark.slow
 def test_quick_suite_on_tiny_data(tiny_corpus, tmp_path):
     """`python -m bench --quick` runs its sections end to end (the tiny corpus stands in for PTB)."""
     env = {**os.environ, "BENCH_OUT": str(tmp_path / "out")}
     overrides = [f"data.train_path={tiny_corpus['train']}", f"data.val_path={tiny_corpus['val']}",
                  f"data.test_path={tiny_corpus['test']}", "data=text", "data.batch_size=8"]  # fmt: skip
-    cmd = [sys.executable, "-m", "bench", "--quick", "--only", "ceiling", "train", "quality", "generation", "padding",
-           "gpu", *overrides]  # fmt: skip
+    sections = ["ceiling", "train", "loss", "quality", "generation", "padding", "gpu"]
+    cmd = [sys.executable, "-m", "bench", "--quick", "--only", *sections, *overrides]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=env, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     rows = json.loads((tmp_path / "out" / "results.json").read_text())
@@ -107,6 +118,8 @@ def test_quick_suite_on_tiny_data(tiny_corpus, tmp_path):
     assert {"quality/lstm-2x200/bf16/val-ppl", "quality/lstm-2x200/fp32/val-ppl-seed-1"} <= keys
     assert {"train/cpu/lstm-2x200/fp32/rnnlm-vs-stream", "train/cpu/lstm-2x200/bf16/rnnlm-vs-fp32-stream"} <= keys
     assert {"train/cpu/lstm-2x200/fp32/stream", "generation/beam-5", "ceiling/cpu/matmul-bf16"} <= keys
+    for prec in ("fp32", "bf16"):
+        assert {f"loss/cpu/{prec}/{k}" for k in ("rnnlm", "torch", "torch-chunked", "torch-vs-rnnlm")} <= keys
     assert all(v > 0 for r in rows if r["key"].startswith("train/") for v in r["values"])
     assert "GPU rows skipped" in proc.stdout or any(k.startswith("train/cuda") for k in keys)
     assert "wrote the results table" not in proc.stdout  # a quick run never touches the docs
@@ -116,7 +129,7 @@ def test_rnn_ceiling_runs_the_recurrent_layers_alone(tiny_corpus):
     """The GPU section's ceiling loop (checked here on the CPU, where it runs the same code)."""
     from bench.gpu import rnn_ceiling
     from bench.train_throughput import train_config
-    from rnnlm.training import build
+    from rnnlm.training.build import build
 
     overrides = ["data=text", f"data.train_path={tiny_corpus['train']}", f"data.val_path={tiny_corpus['val']}",
                  f"data.test_path={tiny_corpus['test']}", "data.batch_size=16"]  # fmt: skip
@@ -126,8 +139,6 @@ def test_rnn_ceiling_runs_the_recurrent_layers_alone(tiny_corpus):
         assert rnn_ceiling(cfg, batches, 2, bf16=False, device="cpu") > 0
 
 
-def test_only_names_sections_and_leaves_overrides_alone():
-    proc = subprocess.run([sys.executable, "-m", "bench", "--only", "trian", "data.batch_size=8"], cwd=ROOT,
-                          capture_output=True, text=True)  # fmt: skip
-    assert proc.returncode == 2
-    assert "--only trian: no such section; the sections are ceiling, train" in proc.stderr
+def test_only_names_sections_and_leaves_overrides_alone(monkeypatch, capsys):
+    assert bench_cli(monkeypatch, "--only", "trian", "data.batch_size=8") == 2
+    assert "--only trian: no such section; the sections are ceiling, train" in capsys.readouterr().err

@@ -10,8 +10,9 @@ from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from omegaconf import open_dict
 
-from rnnlm.model import RNNLanguageModel
-from rnnlm.training import lightning_trainer_cfg
+from rnnlm.models.rnn_lm import RNNLanguageModel
+from rnnlm.training.build import build_trainer
+from rnnlm.training.config_checks import check_config
 
 CONF = Path(__file__).resolve().parent.parent / "conf"
 
@@ -39,7 +40,7 @@ def test_model_configs_build(model, tmp_path):
 @pytest.mark.parametrize("scheduler", ["null", *options("scheduler")])
 def test_optimizer_and_scheduler_configs_build(optim, scheduler, tmp_path):
     from rnnlm.data.tokenizer import build_tokenizer
-    from rnnlm.module import LanguageModel
+    from rnnlm.training.lightning_module import LanguageModel
 
     overrides = [f"optim={optim}"] + ([f"scheduler={scheduler}"] if scheduler != "null" else [])
     cfg = cfg_with(*overrides, output_dir=tmp_path)
@@ -56,20 +57,38 @@ def test_optimizer_and_scheduler_configs_build(optim, scheduler, tmp_path):
         assert out["lr_scheduler"]["monitor"] == "val/ppl"
 
 
+LOGGER_TYPES = {"csv": ["CSVLogger"], "tensorboard": ["TensorBoardLogger"], "wandb": ["WandbLogger"],
+                "many": ["CSVLogger", "TensorBoardLogger", "WandbLogger"]}  # fmt: skip
+
+
 @pytest.mark.parametrize("logger", options("logger"))
-def test_logger_configs_build(logger, tmp_path):
+def test_logger_configs_build(logger, tmp_path, monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "disabled")  # wandb's own process is tested in tests/test_wandb.py
     cfg = cfg_with(f"logger={logger}", output_dir=tmp_path)
-    assert all(instantiate(c) is not None for c in cfg.logger.values())
+    built = [instantiate(c) for c in cfg.logger.values()]
+    assert [type(lg).__name__ for lg in built] == LOGGER_TYPES[logger]
+    assert all(Path(lg.save_dir) == tmp_path for lg in built)
 
 
 @pytest.mark.parametrize("trainer", options("trainer"))
 def test_trainer_and_callback_configs_build(trainer, tmp_path):
     if trainer in ("gpu", "ddp") and not torch.cuda.is_available():
         pytest.skip("no GPU here")
-    cfg = cfg_with(f"trainer={trainer}", output_dir=tmp_path)
-    callbacks = [instantiate(c) for c in cfg.callbacks.values()]
-    t = instantiate(lightning_trainer_cfg(cfg.trainer), callbacks=callbacks, logger=False)
-    assert t.max_epochs == cfg.trainer.max_epochs and t.gradient_clip_val == 0.25
+    cfg = cfg_with(f"trainer={trainer}", "logger=[]", output_dir=tmp_path)
+    t = build_trainer(cfg, {})
+    assert t.max_epochs == 5 and t.gradient_clip_val == 0.25 and t.num_devices == cfg.trainer.devices
+    if trainer == "ddp_cpu":  # a DDP name or node becomes a strategy with bounded collectives
+        assert type(t.strategy).__name__ == "_BoundedDDP" and t.strategy.collective_timeout.total_seconds() == 300
+    names = [type(c).__name__ for c in t.callbacks]
+    for name in ("ModelCheckpoint", "EarlyStopping", "ParameterSummary", "TokenThroughput", "SampleText",
+                 "SamplerPosition", "RandomState", "EpochSummary", "GracefulInterrupt"):  # fmt: skip
+        assert name in names
+
+
+def test_callbacks_none_keeps_only_what_correctness_needs(tmp_path):
+    t = build_trainer(cfg_with("callbacks=none", "logger=[]", output_dir=tmp_path), {})
+    ours = [type(c).__name__ for c in t.callbacks if type(c).__module__.startswith("rnnlm")]
+    assert ours == ["SamplerPosition", "RandomState", "EpochSummary", "GracefulInterrupt", "SpawnedLogging"]
 
 
 @pytest.mark.parametrize("data", options("data"))
@@ -77,4 +96,31 @@ def test_data_configs_name_a_known_source(data, tmp_path):
     from rnnlm.data.catalog import SOURCES
 
     cfg = cfg_with(f"data={data}", output_dir=tmp_path)
-    assert cfg.data.source in SOURCES
+    assert cfg.data.source == data and data in SOURCES
+
+
+@pytest.mark.parametrize("debug", options("debug"))
+def test_debug_presets_compose_and_pass_the_checks(debug, tmp_path):
+    cfg = cfg_with(f"debug={debug}", output_dir=tmp_path)
+    check_config(cfg)
+    assert cfg.trainer.accelerator == "cpu"
+    expected = {
+        "default": ("max_epochs", 1),
+        "fdr": ("fast_dev_run", True),
+        "limit": ("limit_train_batches", 0.01),
+        "overfit": ("overfit_batches", 3),
+        "profiler": (
+            "profiler",
+            {"_target_": "lightning.pytorch.profilers.SimpleProfiler", "dirpath": str(tmp_path), "filename": "profile"},
+        ),  # fmt: skip
+        "tiny": ("max_epochs", 2),
+    }
+    key, value = expected[debug]
+    assert cfg.trainer[key] == value
+    assert cfg.task_name == ("train" if debug == "tiny" else "debug")
+
+
+def test_eval_config_composes(tmp_path):
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose(config_name="eval", overrides=["ckpt_path=x.ckpt"])
+    assert list(cfg.splits) == ["val", "test"] and cfg.data.source == "ptb" and cfg.task_name == "eval"

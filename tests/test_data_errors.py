@@ -2,12 +2,10 @@
 
 import logging
 
-import pandas as pd
 import pytest
 
 from rnnlm.data import SentenceDataModule
 from rnnlm.errors import UserError
-from tests.conftest import run_train, tiny_overrides
 
 
 def good(tmp_path, name="good.txt"):
@@ -84,12 +82,3 @@ def test_bytes_that_are_not_utf8_are_replaced_and_counted(tmp_path, caplog):
     assert "data.train_path: 2 lines held bytes that are not UTF-8" in caplog.text
     assert dm.meta["undecodable_lines"] == {"data.train_path": 2}
     assert len(dm.splits["train"]) == 4
-
-
-def test_train_py_reports_a_missing_column_and_exits_2(tiny_corpus, tmp_path):
-    table = tmp_path / "t.csv"
-    pd.DataFrame({"body": ["One. Two."] * 20}).to_csv(table, index=False)
-    overrides = [o for o in tiny_overrides(tiny_corpus, tmp_path / "run") if not o.startswith("data.")]
-    proc = run_train(*overrides, "data=csv", f"data.path={table}", cwd=tmp_path, check=False)
-    assert proc.returncode == 2 and "Traceback" not in proc.stderr
-    assert f"error: data.path={table} has no column 'text' (it has: body): set data.text_column" in proc.stderr

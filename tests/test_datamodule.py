@@ -3,7 +3,8 @@ import pytest
 
 from rnnlm.data import SentenceDataModule
 from rnnlm.errors import UserError
-from rnnlm.module import LanguageModel
+from rnnlm.training.callbacks import SamplerPosition
+from rnnlm.training.lightning_module import LanguageModel
 
 
 def datamodule(corpus, **kw) -> SentenceDataModule:
@@ -78,7 +79,7 @@ def fit(dm, tmp_path, ckpt_path=None, **trainer_kw):
     module = LanguageModel(dm.tokenizer_json, dict(cell="gru", embed_size=8, hidden_size=8, num_layers=1))
     rec = AllBatches()
     trainer = L.Trainer(
-        callbacks=[rec, *trainer_kw.pop("callbacks", [])], logger=False, enable_progress_bar=False,
+        callbacks=[rec, SamplerPosition(), *trainer_kw.pop("callbacks", [])], logger=False, enable_progress_bar=False,
         enable_model_summary=False, use_distributed_sampler=False, default_root_dir=tmp_path, limit_val_batches=0,
         **trainer_kw,
     )  # fmt: skip

@@ -7,7 +7,7 @@ from collections import Counter
 import lightning as L
 
 from rnnlm.data import SentenceDataModule
-from rnnlm.module import LanguageModel
+from rnnlm.training.lightning_module import LanguageModel
 from tests.conftest import make_sentences
 
 

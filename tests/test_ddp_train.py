@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from rnnlm.data.datamodule import SentenceDataModule
-from rnnlm.module import LanguageModel
+from rnnlm.training.lightning_module import LanguageModel
 from tests.conftest import run_train, tiny_overrides
 
 # A hang (the default progress bar's collective, issue 13) must fail the test, not stall the suite.
@@ -87,6 +87,7 @@ def test_ddp_prints_one_line_per_epoch_on_the_terminal_and_in_train_log(ddp_run)
         assert [line.rsplit(" | ", 1)[0] for line in epoch_lines(text)] == expected
 
 
+@pytest.mark.slow
 def test_the_command_of_the_hang_with_a_tqdm_bar_and_early_stopping_finishes(tiny_corpus, tmp_path):
     """The command of the hang report, with the other progress bar (users without `rich` get tqdm) and an
     early stop after the first validation (a collective decision of its own)."""
@@ -107,6 +108,7 @@ def test_the_command_of_the_hang_with_a_tqdm_bar_and_early_stopping_finishes(tin
     assert results["metrics"]["test/ppl"] == pytest.approx(single, rel=1e-5)
 
 
+@pytest.mark.slow
 def test_ddp_inside_a_multirun_fails_at_once_with_the_fix(tiny_corpus, tmp_path):
     overrides = [o for o in tiny_overrides(tiny_corpus, tmp_path) if not o.startswith("hydra.run.dir")]
     proc = run_train(
@@ -118,6 +120,7 @@ def test_ddp_inside_a_multirun_fails_at_once_with_the_fix(tiny_corpus, tmp_path)
     assert "ddp_spawn" in proc.stderr
 
 
+@pytest.mark.slow
 def test_ddp_spawn_is_the_way_to_run_ddp_in_a_sweep(tiny_corpus, tmp_path):
     overrides = [o for o in tiny_overrides(tiny_corpus, tmp_path) if not o.startswith("hydra.run.dir")]
     sweep_dir = tmp_path / "sweep"
@@ -135,6 +138,7 @@ def test_ddp_spawn_is_the_way_to_run_ddp_in_a_sweep(tiny_corpus, tmp_path):
         assert [line.split(" | ")[0] for line in epoch_lines(text)] == ["epoch 0", "epoch 1"]
 
 
+@pytest.mark.slow
 def test_sigterm_to_one_rank_stops_every_rank_at_the_same_step_with_a_checkpoint(tiny_corpus, tmp_path):
     run_dir = tmp_path / "run"
     proc = run_train(

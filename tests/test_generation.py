@@ -9,13 +9,13 @@ import pytest
 import torch
 
 from rnnlm.errors import UserError
-from rnnlm.generation import GenerationConfig, Generator, load_model
-from rnnlm.scoring import score
+from rnnlm.generation import GenerationConfig, Generator, load_model, score
 
 
 @pytest.fixture(scope="module")
 def gen(trained):
-    return Generator(load_model(trained / "checkpoints" / "last.ckpt", "cpu"))
+    model = load_model(trained / "checkpoints" / "last.ckpt", "cpu")
+    return Generator(model.net, model.tokenizer)
 
 
 def texts(results):
@@ -70,7 +70,7 @@ def test_reported_logprob_equals_rescoring(gen, strategy, extra):
     results = gen.generate([""], 4, cfg)
     finished = [r for r in results if 0 < len(r.tokens) < cfg.max_len]  # ended with <eos>
     assert finished
-    rescored = score(gen.model, [r.text for r in finished])
+    rescored = score(gen.net, gen.tok, [r.text for r in finished])
     for r, lp in zip(finished, rescored.logprob):
         assert math.isclose(r.logprob, lp, rel_tol=1e-5), (r.text, r.logprob, lp)
 
@@ -86,7 +86,7 @@ def test_scoring_the_validation_split_reproduces_logged_val_ppl(trained, tiny_co
     model = load_model(trained / "checkpoints" / "last.ckpt", "cpu")
     with open(trained / "csv" / "metrics.csv") as f:
         logged = [float(r["val/ppl"]) for r in csv.DictReader(f) if r.get("val/ppl")][-1]
-    scored = score(model, tiny_corpus["val"].read_text().splitlines())
+    scored = score(model.net, model.tokenizer, tiny_corpus["val"].read_text().splitlines())
     assert math.isclose(scored.corpus_ppl, logged, rel_tol=1e-4)
 
 

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from rnnlm.gpu_pool import DevicePool, visible_gpus
+from rnnlm.sweeps.gpu_pool import DevicePool, visible_gpus
 from tests.conftest import ROOT
 
 APP = ROOT / "tests" / "apps" / "pool_app.py"
@@ -43,7 +43,7 @@ def test_a_claim_is_released_when_the_job_raises(tmp_path):
 
 def test_a_killed_holder_frees_its_card(tmp_path):
     holder = subprocess.Popen(
-        [sys.executable, "-c", f"from rnnlm.gpu_pool import DevicePool; import time\n"
+        [sys.executable, "-c", f"from rnnlm.sweeps.gpu_pool import DevicePool; import time\n"
          f"with DevicePool(['7'], {str(tmp_path)!r}).claim(): print('held', flush=True); time.sleep(60)"],
         stdout=subprocess.PIPE, text=True,
     )  # fmt: skip

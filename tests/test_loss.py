@@ -4,8 +4,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from rnnlm import loss as loss_module
-from rnnlm.loss import linear_cross_entropy
+from rnnlm.models import loss as loss_module
+from rnnlm.models.loss import linear_cross_entropy
 
 PAD = 0
 

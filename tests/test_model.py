@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from rnnlm.errors import UserError
-from rnnlm.model import RNNLanguageModel
+from rnnlm.models.rnn_lm import RNNLanguageModel
 
 
 @pytest.mark.parametrize("cell", ["rnn", "gru", "lstm", "vanilla"])
@@ -26,7 +26,7 @@ def test_tied_weights_share_storage():
         (dict(cell="transformer"), "model.cell=transformer is not a known cell"),
         (dict(tie_weights=True, embed_size=8, hidden_size=10), "set model.embed_size=10"),
         (dict(tie_weights=True, embed_size=8, linear_hidden_sizes=[6]), "last of model.linear_hidden_sizes"),
-        (dict(dropout=1.0), "model.dropout=1.0 must be in"),
+        (dict(dropout=1.0), "model.dropout=1.0 must be a number in"),
         (dict(hidden_size=0), "model.hidden_size=0"),
         (dict(cell="lstm", nonlinearity="relu"), "rnn and vanilla cells only"),
     ],

@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 
 import optuna
+import pytest
 import yaml
 
 from tests.conftest import run_train, tiny_overrides
+
+pytestmark = pytest.mark.slow  # real processes: the slow tier (CI runs it)
 
 TINY_SEARCH = """\
 # @package _global_

@@ -5,7 +5,7 @@ import torch
 from rnnlm.data.batch import SentenceDataset
 from rnnlm.data.corpus import EncodedSplit
 from rnnlm.data.tokenizer import build_tokenizer
-from rnnlm.module import LanguageModel
+from rnnlm.training.lightning_module import LanguageModel
 
 SENTENCES = ["the cat sat", "a dog ran on the mat", "the dog"]
 

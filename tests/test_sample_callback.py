@@ -5,9 +5,9 @@ from __future__ import annotations
 import lightning as L
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger, WandbLogger
 
-from rnnlm.callbacks import SampleText
 from rnnlm.data import SentenceDataModule
-from rnnlm.module import LanguageModel
+from rnnlm.training.callbacks import SampleText
+from rnnlm.training.lightning_module import LanguageModel
 
 
 def test_samples_go_to_file_tensorboard_and_wandb(tiny_corpus, tmp_path, monkeypatch):

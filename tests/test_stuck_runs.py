@@ -13,7 +13,11 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import ROOT, tiny_overrides
+
+pytestmark = pytest.mark.slow  # real processes: the slow tier (CI runs it)
 
 
 def start(overrides: list[str], cwd: Path) -> subprocess.Popen:

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from rnnlm.errors import UserError
-from rnnlm.report import load_runs, main
+from rnnlm.sweeps.report import load_runs, main
 from tests.conftest import run_train, tiny_overrides
 
 
@@ -17,6 +17,7 @@ def sweep_overrides(corpus, sweep_dir) -> list[str]:
     return ["-m", *single, f"hydra.sweep.dir={sweep_dir}", "hydra.launcher.n_jobs=2"]
 
 
+@pytest.mark.slow
 def test_cell_by_size_sweep_and_its_report(tiny_corpus, tmp_path, capsys):
     sweep_dir = tmp_path / "sweep"
     run_train(*sweep_overrides(tiny_corpus, sweep_dir), "model=rnn,gru,lstm", "model.hidden_size=8,16", cwd=tmp_path)

@@ -1,7 +1,7 @@
 """`hydra/launcher=gpu_pool`: a sweep's jobs run side by side on one machine, each on a GPU of its own.
 
 Every job is a fresh process (spawned, so no CUDA state is inherited) that first claims a card from the
-machine-wide lock-file pool (rnnlm.gpu_pool), sets CUDA_VISIBLE_DEVICES to it, and only then runs the
+machine-wide lock-file pool (rnnlm.sweeps.gpu_pool), sets CUDA_VISIBLE_DEVICES to it, and only then runs the
 training function. At most `n_jobs` jobs run at once (default: one per visible GPU); when one ends,
 the next starts on the card it freed. A job that fails or dies frees its card and the others go on;
 Hydra reports the failures when the sweep ends. With no GPUs the jobs run on the CPU, `n_jobs` at a time
@@ -30,7 +30,7 @@ from hydra.plugins.launcher import Launcher
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from rnnlm.gpu_pool import DEFAULT_LOCK_DIR, DevicePool, visible_gpus
+from rnnlm.sweeps.gpu_pool import DEFAULT_LOCK_DIR, DevicePool, visible_gpus
 
 log = logging.getLogger(__name__)
 

@@ -12,6 +12,7 @@ from itertools import chain
 import numpy as np
 from tokenizers import Tokenizer
 
+from rnnlm import checks
 from rnnlm.data.encoding import encode_ids
 from rnnlm.errors import UserError
 
@@ -80,7 +81,7 @@ def encode_splits(
 
 
 def check_lengths(min_len: int, max_len: int | None) -> None:
-    if min_len < 1:
-        raise UserError(f"data.min_len={min_len} must be at least 1: an empty sentence has nothing to predict.")
+    checks.integer("data.min_len", min_len)  # an empty sentence has nothing to predict
+    checks.integer("data.max_len", max_len, optional=True)
     if max_len is not None and max_len < min_len:
         raise UserError(f"data.max_len={max_len} is below data.min_len={min_len}: raise data.max_len.")

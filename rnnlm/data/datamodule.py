@@ -13,13 +13,15 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader
 
+from rnnlm import checks
 from rnnlm.data import cache
 from rnnlm.data.batch import SentenceDataset, keep_batch
 from rnnlm.data.catalog import make_source
 from rnnlm.data.corpus import EncodedSplit, check_lengths, encode_splits
-from rnnlm.data.sampler import BucketBatchSampler
+from rnnlm.data.sampler import BucketBatchSampler, check_batching
 from rnnlm.data.summary import describe
-from rnnlm.data.tokenizer import build_tokenizer, special_ids, tokenizer_from_json
+from rnnlm.data.tokenizer import build_tokenizer, check_tokenizer_settings, special_ids, tokenizer_from_json
+from rnnlm.files import os_cause
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +35,17 @@ class ResumableLoader(DataLoader):
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.batch_sampler.load_state_dict(state)
+
+
+def check_data_settings(
+    batch_size: int | None = 32, max_tokens: int | None = None, eval_batch_size: int | None = None,
+    bucket_width: int = 1, min_len: int = 1, max_len: int | None = None, num_workers: int = 0,
+) -> None:  # fmt: skip
+    """The batching and filtering settings, checked by their owners (also before any data is read)."""
+    check_batching(batch_size, max_tokens, bucket_width)
+    checks.integer("data.eval_batch_size", eval_batch_size, optional=True)
+    checks.integer("data.num_workers", num_workers, minimum=0)
+    check_lengths(min_len, max_len)
 
 
 class SentenceDataModule(L.LightningDataModule):
@@ -56,7 +69,9 @@ class SentenceDataModule(L.LightningDataModule):
         (from a checkpoint) instead of learning a new one. `source_args` go to the source (paths, ...).
         `cache_dir` keeps encoded corpora between runs (None: encode every time)."""
         super().__init__()
-        check_lengths(min_len, max_len)
+        check_data_settings(batch_size, max_tokens, eval_batch_size, bucket_width, min_len, max_len, num_workers)
+        if tokenizer_json is None:
+            check_tokenizer_settings(**(tokenizer or {}))
         self.source = make_source(source, seed=seed, **source_args)  # checks paths before anything is read
         self.tokenizer_cfg = dict(tokenizer or {})
         self.tokenizer_json = tokenizer_json
@@ -104,7 +119,13 @@ class SentenceDataModule(L.LightningDataModule):
             seconds = dict(self.meta["seconds"])
             if folder is not None:
                 t = time.perf_counter()
-                cache.save(folder, self.splits, self.tokenizer_json, self.meta)
+                try:
+                    cache.save(folder, self.splits, self.tokenizer_json, self.meta)
+                except OSError as err:  # an optimisation lost, not a failed run
+                    log.warning("the corpus cache could not be written to %s: %s; this run goes on from memory "
+                                "(set data.cache_dir to a writable folder, or to null to stop caching)",
+                                folder, os_cause(err))  # fmt: skip
+                    folder = None
                 seconds["cache write"] = time.perf_counter() - t
             steps = ", ".join(f"{k} {v:.1f}s" for k, v in seconds.items())
             log.info("corpus read, tokenized and encoded in %.1fs (%s)%s", time.perf_counter() - t0, steps,
@@ -157,12 +178,15 @@ class SentenceDataModule(L.LightningDataModule):
     def sampler(self, split: str) -> BucketBatchSampler:
         train = split == "train"
         distributed = dist.is_available() and dist.is_initialized()
+        # trainer.overfit_batches must see the same batches every epoch: Lightning turns off the shuffling
+        # of a sampler, but this is a batch sampler, which shuffles itself.
+        overfit = bool(getattr(self.trainer, "overfit_batches", 0))
         return BucketBatchSampler(
             self.splits[split].lengths,
             batch_size=self.batch_size if train else self.eval_batch_size,
             max_tokens=self.max_tokens,
             bucket_width=self.bucket_width,
-            shuffle=train,
+            shuffle=train and not overfit,
             seed=self.seed,
             num_replicas=dist.get_world_size() if distributed else 1,
             rank=dist.get_rank() if distributed else 0,

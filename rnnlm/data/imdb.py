@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from rnnlm.data.reading import ReadNotes, carve, decode
+from rnnlm.data.reading import ReadNotes, carve, check_fractions, decode
 from rnnlm.data.sources import Prose, RawCorpus, Source
 from rnnlm.errors import UserError
 
@@ -30,6 +30,7 @@ class IMDB(Source, Prose):
         seed: int = 0,
     ) -> None:
         Prose.__init__(self, True, language, lowercase, seed)
+        check_fractions({"val": val_fraction})
         if root in (None, ""):
             raise UserError("data.root is not set: give data.root=DIR, the folder that holds aclImdb/.")
         base = Path(root).expanduser()

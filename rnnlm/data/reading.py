@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from rnnlm import checks
 from rnnlm.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -88,6 +89,12 @@ def sentences_of(text: str, split: bool, language: str = "en") -> list[str]:
     return SentenceSplitter(language)(text) if split else nonblank_lines(text)
 
 
+def check_fractions(fractions: dict[str, float]) -> None:
+    """The shares of the training data carved out as val/test (checked when a source is made)."""
+    for split, frac in fractions.items():
+        checks.number(f"data.{split}_fraction", frac, 0.0, 1.0)
+
+
 def carve(items: list, fractions: dict[str, float], seed: int, what: str) -> tuple[list, dict[str, list]]:
     """Take deterministic random fractions of `items` (sentences, rows, reviews) out as new splits.
 
@@ -97,8 +104,6 @@ def carve(items: list, fractions: dict[str, float], seed: int, what: str) -> tup
     n = len(items)
     counts = {}
     for split, frac in fractions.items():
-        if not 0.0 <= frac < 1.0:
-            raise UserError(f"data.{split}_fraction={frac} must lie in [0, 1): it is the share of {what}.")
         counts[split] = int(round(n * frac))
         if counts[split] == 0:
             raise UserError(

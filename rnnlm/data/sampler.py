@@ -15,7 +15,16 @@ from typing import Any
 import numpy as np
 from torch.utils.data import Sampler
 
+from rnnlm import checks
 from rnnlm.errors import UserError
+
+
+def check_batching(batch_size: int | None, max_tokens: int | None, bucket_width: int) -> None:
+    checks.integer("data.batch_size", batch_size, optional=True)
+    checks.integer("data.max_tokens", max_tokens, optional=True)
+    if batch_size is None and max_tokens is None:
+        raise UserError("data.batch_size and data.max_tokens are both null: set one of them.")
+    checks.integer("data.bucket_width", bucket_width)
 
 
 class BucketBatchSampler(Sampler[list[int]]):
@@ -37,12 +46,7 @@ class BucketBatchSampler(Sampler[list[int]]):
         num_replicas: int = 1,
         rank: int = 0,
     ) -> None:
-        if max_tokens is None and (batch_size is None or batch_size < 1):
-            raise UserError(f"data.batch_size={batch_size} must be at least 1 (or set data.max_tokens).")
-        if max_tokens is not None and max_tokens < 1:
-            raise UserError(f"data.max_tokens={max_tokens} must be at least 1 (or null to batch by data.batch_size).")
-        if bucket_width < 1:
-            raise UserError(f"data.bucket_width={bucket_width} must be at least 1 (1 = exact lengths).")
+        check_batching(batch_size, max_tokens, bucket_width)
         if not 0 <= rank < num_replicas:
             raise ValueError(f"rank {rank} is not in [0, {num_replicas})")
         self.lengths = np.asarray(lengths, dtype=np.int64)
@@ -105,6 +109,12 @@ class BucketBatchSampler(Sampler[list[int]]):
         return self._global_batches(epoch, self.shuffle)[self.rank :: self.num_replicas]
 
     # -- the Sampler protocol --------------------------------------------------------------------------
+    @property
+    def sampler(self) -> BucketBatchSampler:
+        """Lightning calls `set_epoch` on a loader's `batch_sampler.sampler` before every epoch (not on the
+        batch sampler itself); pointing it here makes any Trainer reshuffle this one per epoch."""
+        return self
+
     def set_epoch(self, epoch: int) -> None:
         if epoch != self.epoch:
             self.epoch, self._resume_at, self.consumed = epoch, 0, 0

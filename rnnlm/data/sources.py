@@ -15,7 +15,15 @@ from typing import Any
 
 from tqdm import tqdm
 
-from rnnlm.data.reading import ReadNotes, SentenceSplitter, carve, check_file, nonblank_lines, read_text
+from rnnlm.data.reading import (
+    ReadNotes,
+    SentenceSplitter,
+    carve,
+    check_file,
+    check_fractions,
+    nonblank_lines,
+    read_text,
+)
 from rnnlm.errors import UserError
 
 SPLITS = ("train", "val", "test")
@@ -117,6 +125,7 @@ class TextFiles(Source, Prose):
         Prose.__init__(self, sentence_split, language, lowercase, seed)
         self.paths = {"train": train_path, "val": val_path, "test": test_path}
         self.fractions = {"val": val_fraction, "test": test_fraction}
+        check_fractions(self.fractions)
         check_file(train_path, "data.train_path")
 
     def _given(self) -> dict[str, Path]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from rnnlm.data.reading import ReadNotes, carve, check_file
+from rnnlm.data.reading import ReadNotes, carve, check_file, check_fractions
 from rnnlm.data.sources import Prose, RawCorpus, Source
 from rnnlm.errors import UserError
 
@@ -30,6 +30,8 @@ class TableFile(Source, Prose):
         seed: int = 0,
     ) -> None:
         Prose.__init__(self, sentence_split, language, lowercase, seed)
+        self.fractions = {"val": val_fraction, "test": test_fraction}
+        check_fractions(self.fractions)
         self.path = check_file(path, "data.path", "a .csv, .tsv or .parquet file")
         self.format = TABLE_FORMATS.get(self.path.suffix.lower())
         if self.format is None:
@@ -37,7 +39,6 @@ class TableFile(Source, Prose):
                 f"data.path={path} has an unknown extension {self.path.suffix!r}: use a .csv, .tsv or .parquet file."
             )
         self.text_column = text_column
-        self.fractions = {"val": val_fraction, "test": test_fraction}
 
     def settings(self) -> dict[str, Any]:
         return {**self.prose_settings(), "column": self.text_column, "fractions": self.fractions, "seed": self.seed}

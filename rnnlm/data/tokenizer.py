@@ -13,6 +13,7 @@ from itertools import islice
 
 from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 
+from rnnlm import checks
 from rnnlm.errors import UserError
 
 PAD, UNK, SOS, EOS = "<pad>", "<unk>", "<sos>", "<eos>"
@@ -42,6 +43,24 @@ def check_kind(kind: str) -> None:
         raise UserError(f"tokenizer.kind={kind} is not known: use tokenizer=word, tokenizer=char or tokenizer=bpe.")
 
 
+def check_tokenizer_settings(
+    kind: str = "word", vocab_size: int | None = None, min_freq: int = 1, lowercase: bool = False,
+    split_punct: bool = False,
+) -> None:  # fmt: skip
+    check_kind(kind)
+    checks.integer("tokenizer.vocab_size", vocab_size, optional=True)
+    if vocab_size is not None and vocab_size <= len(SPECIALS):
+        raise UserError(
+            f"tokenizer.vocab_size={vocab_size} leaves no room for tokens after the {len(SPECIALS)} specials "
+            f"{' '.join(SPECIALS)}: set it above {len(SPECIALS)}" + (" or to null." if kind != "bpe" else ".")
+        )
+    if kind == "bpe" and vocab_size is None:
+        raise UserError("tokenizer=bpe needs tokenizer.vocab_size (e.g. 8000): it sets how many merges to learn.")
+    checks.integer("tokenizer.min_freq", min_freq)
+    checks.boolean("tokenizer.lowercase", lowercase)
+    checks.boolean("tokenizer.split_punct", split_punct)
+
+
 def build_tokenizer(
     sentences: Iterable[str],
     kind: str = "word",
@@ -55,18 +74,9 @@ def build_tokenizer(
     `vocab_size` counts the specials; None keeps every word (or character) seen at least `min_freq`
     times. BPE needs a vocab_size: it is the number of merges to learn.
     """
-    check_kind(kind)
-    if vocab_size is not None and vocab_size <= len(SPECIALS):
-        raise UserError(
-            f"tokenizer.vocab_size={vocab_size} leaves no room for tokens after the {len(SPECIALS)} specials "
-            f"{' '.join(SPECIALS)}: set it above {len(SPECIALS)}" + (" or to null." if kind != "bpe" else ".")
-        )
-    if min_freq < 1:
-        raise UserError(f"tokenizer.min_freq={min_freq} must be at least 1.")
+    check_tokenizer_settings(kind, vocab_size, min_freq, lowercase, split_punct)
     progress = sys.stderr.isatty()
     if kind == "bpe":
-        if vocab_size is None:
-            raise UserError("tokenizer=bpe needs tokenizer.vocab_size (e.g. 8000): it sets how many merges to learn.")
         tok = _pipeline(Tokenizer(models.BPE(unk_token=UNK)), kind, lowercase, split_punct)
         trainer = trainers.BpeTrainer(
             vocab_size=vocab_size, min_frequency=min_freq, special_tokens=list(SPECIALS), show_progress=progress

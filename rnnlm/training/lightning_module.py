@@ -1,5 +1,9 @@
 """LanguageModel: the LightningModule that trains an RNNLanguageModel with teacher forcing.
 
+It does the training and nothing else: the forward and the loss, the corpus perplexity of each split,
+gradient clipping (and what to do with a nan/inf gradient), the optimizer and scheduler. What a run
+reports and what a resume needs live in callbacks (rnnlm.training.callbacks).
+
 Every hyperparameter it keeps is a plain type (the tokenizer as its JSON string, configs as dicts), so a
 checkpoint alone rebuilds the model: LanguageModel.load_from_checkpoint(path).
 """
@@ -12,15 +16,14 @@ from typing import Any
 import lightning as L
 import torch
 from hydra.utils import instantiate
-from lightning.pytorch.loggers import WandbLogger
 
-from rnnlm import rng
 from rnnlm.data.batch import Batch
 from rnnlm.data.tokenizer import special_ids, tokenizer_from_json
 from rnnlm.errors import UserError
-from rnnlm.loss import linear_cross_entropy
-from rnnlm.metrics import CorpusNLL
-from rnnlm.model import RNNLanguageModel
+from rnnlm.models.loss import linear_cross_entropy
+from rnnlm.models.rnn_lm import RNNLanguageModel
+from rnnlm.training.checkpoint_io import what_is_kept
+from rnnlm.training.metrics import CorpusNLL
 
 SPLITS = ("train", "val", "test")
 log = logging.getLogger("rnnlm")
@@ -34,6 +37,7 @@ class LanguageModel(L.LightningModule):
         optim: dict[str, Any] | None = None,
         scheduler: dict[str, Any] | None = None,
         tokenizer_cfg: dict[str, Any] | None = None,  # the settings that built it, to check a resume against
+        skip_nonfinite: bool = False,  # skip steps whose gradient norm is nan/inf instead of stopping the run
     ) -> None:
         super().__init__()
         # The tokenizer JSON is large: keep it in the checkpoint, out of the logger's hparams table.
@@ -44,15 +48,10 @@ class LanguageModel(L.LightningModule):
         # One corpus-NLL accumulator per split (train_nll, val_nll, test_nll).
         for split in SPLITS:
             setattr(self, f"{split}_nll", CorpusNLL())
-        # One dict of plain numbers per finished epoch (train/val ppl, tokens/s): results.json and the
-        # sweep report plot it. Saved in checkpoints so a resumed run's history starts at epoch 0.
-        self.history: list[dict[str, float]] = []
         # The training sums survive a mid-epoch checkpoint, so a resumed epoch's train/ppl is exact too.
         self.train_nll.persistent(True)
-        # trainer.skip_nonfinite (set by train()): skip steps whose gradient is nan/inf instead of stopping.
-        self.skip_nonfinite = False
+        self.skip_nonfinite = skip_nonfinite
         self.skipped_steps = 0
-        self._pending_rng: dict | None = None
         self._batch_idx = 0
 
     def forward(self, inputs: torch.Tensor, hidden=None):
@@ -91,50 +90,16 @@ class LanguageModel(L.LightningModule):
         metric.reset()
         self.log_dict({f"{split}/loss": nll.float(), f"{split}/ppl": nll.exp().float()}, prog_bar=split != "train")
 
-    def on_train_epoch_start(self) -> None:
-        # Lightning only forwards set_epoch to a *sampler*; our batch sampler reshuffles per epoch itself.
-        batch_sampler = getattr(self.trainer.train_dataloader, "batch_sampler", None)
-        if hasattr(batch_sampler, "set_epoch"):
-            batch_sampler.set_epoch(self.current_epoch)
-
     def on_train_batch_start(self, batch: Batch, batch_idx: int) -> None:
-        self._batch_idx = batch_idx
-        if self._pending_rng is not None:
-            # Restored here, just before the first resumed forward, not at load time: whatever runs in
-            # between (the sanity check, opening the loader) must not shift the random stream of dropout.
-            rng.restore(self._pending_rng)
-            self._pending_rng = None
-        # The sampler's position for mid-epoch checkpoints: batches up to this one count as trained on
-        # (the loader itself runs ahead of training by its prefetch, so it cannot count for itself).
-        batch_sampler = getattr(self.trainer.train_dataloader, "batch_sampler", None)
-        if hasattr(batch_sampler, "consumed"):
-            batch_sampler.consumed = batch_idx + 1
+        self._batch_idx = batch_idx  # for the divergence message
 
     def on_train_epoch_end(self) -> None:
         self._log_corpus("train")
-        # One line per epoch for the log file and terminal (progress bars get overwritten). Validation
-        # has already run when it ends the epoch, and callbacks logged tokens/s before this hook.
-        m = self.trainer.callback_metrics
-        keys = ("train/ppl", "val/ppl", "train/tokens_per_sec")
-        self.history.append({"epoch": self.current_epoch, **{k: float(m[k]) for k in keys if k in m}})
-        parts = [f"epoch {self.current_epoch}"]
-        parts += [f"{k} {float(m[k]):.2f}" for k in ("train/ppl", "val/ppl") if k in m]
-        if "train/tokens_per_sec" in m:
-            parts.append(f"{float(m['train/tokens_per_sec']):.0f} tokens/s")
-        if self.trainer.is_global_zero:
-            log.info(" | ".join(parts))
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint["rnnlm_history"] = list(self.history)
-        checkpoint["rnnlm_rng"] = rng.capture()
         checkpoint["rnnlm_skipped_steps"] = self.skipped_steps
-        for lg in self.trainer.loggers:  # so that a resumed run continues the same wandb run
-            if isinstance(lg, WandbLogger):
-                checkpoint["wandb_run_id"] = str(lg.version)
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        self.history = list(checkpoint.get("rnnlm_history", []))
-        self._pending_rng = checkpoint.get("rnnlm_rng")
         self.skipped_steps = int(checkpoint.get("rnnlm_skipped_steps", 0))
         state = checkpoint.get("state_dict", {})
         for key, value in self.train_nll.state_dict().items():  # checkpoints from before these sums were kept
@@ -170,12 +135,9 @@ class LanguageModel(L.LightningModule):
             log.warning("gradient norm %s at %s: step skipped (%d so far)", norm, where, self.skipped_steps)
             self.log("train/skipped_steps", float(self.skipped_steps), on_step=True, on_epoch=False)
             return
-        ckpt = self.trainer.checkpoint_callback
-        kept = (ckpt.last_model_path or ckpt.best_model_path) if ckpt is not None else ""
         raise UserError(
-            f"training diverged: the gradient norm is {norm} at {where}; the last good checkpoint is "
-            f"{kept or 'none yet (no epoch finished)'}: resume from it with a lower optim.lr or "
-            "trainer.gradient_clip_val, or set trainer.skip_nonfinite=true to skip such steps."
+            f"training diverged: the gradient norm is {norm} at {where}: lower optim.lr or trainer.gradient_clip_val, "
+            f"or set module.skip_nonfinite=true to skip such steps; {what_is_kept(self.trainer)}."
         )
 
     def configure_optimizers(self):

@@ -1,21 +1,22 @@
-"""What train.py must know about running on several processes before it starts any of them."""
+"""DDP as rnnlm runs it: a strategy whose collectives cannot wait forever, checks made before any rank
+starts, and what `ddp_spawn` ranks need from the process that spawned them."""
 
 from __future__ import annotations
 
+import io
 import logging
 import logging.config
+import multiprocessing
 import os
-import re
-import signal
 import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
 import lightning as L
+import torch
 import torch.distributed as dist
 from lightning.pytorch.strategies import DDPStrategy, StrategyRegistry
+from lightning.pytorch.strategies.launchers.multiprocessing import _MultiProcessingLauncher
 from omegaconf import DictConfig, OmegaConf
 
 from rnnlm.errors import UserError
@@ -62,6 +63,27 @@ def ddp_strategy(start_method: str = "popen", timeout_s: float = TIMEOUT_S, star
                        timeout=timedelta(seconds=max(start_timeout_s, timeout_s)), **kwargs)  # fmt: skip
 
 
+class _HandingBackLauncher(_MultiProcessingLauncher):
+    """ddp_spawn trains in spawned processes; Lightning hands the main process back the metrics and the best
+    checkpoint's path. This also hands back every callback's state (the epoch history, the best score)."""
+
+    def get_extra_results(self, trainer) -> dict[str, Any]:
+        extra = super().get_extra_results(trainer)
+        # As bytes, as Lightning sends its metrics: tensors would travel as shared memory, which is gone
+        # once this process exits.
+        buffer = io.BytesIO()
+        torch.save({cb.state_key: cb.state_dict() for cb in trainer.callbacks}, buffer)
+        extra["rnnlm_callback_states"] = buffer.getvalue()
+        return extra
+
+    def update_main_process_results(self, trainer, extra: dict[str, Any]) -> None:
+        super().update_main_process_results(trainer, extra)
+        states = torch.load(io.BytesIO(extra["rnnlm_callback_states"]), weights_only=True)
+        for cb in trainer.callbacks:
+            if states.get(cb.state_key):
+                cb.load_state_dict(states[cb.state_key])
+
+
 class _BoundedDDP(DDPStrategy):
     """DDP whose ranks may take `timeout` to join, and each collective after that `collective_timeout`."""
 
@@ -75,6 +97,11 @@ class _BoundedDDP(DDPStrategy):
         if set_timeout is not None and dist.is_initialized():
             set_timeout(self.collective_timeout)
 
+    def _configure_launcher(self) -> None:
+        super()._configure_launcher()
+        if type(self._launcher) is _MultiProcessingLauncher:
+            self._launcher = _HandingBackLauncher(self, start_method=self._start_method)
+
 
 def strategy_from_config(strategy: Any) -> Any:
     """A DDP strategy named by its string (`trainer.strategy=ddp_spawn`) gets rnnlm's timeout too; anything
@@ -87,7 +114,7 @@ def strategy_from_config(strategy: Any) -> Any:
     return ddp_strategy(**entry["init_params"])
 
 
-def start_method(strategy: Any) -> str | None:
+def how_ranks_start(strategy: Any) -> str | None:
     """How the ranks of a DDP strategy (a name, a config node or an object) are started, if it is one."""
     if isinstance(strategy, str):
         return "popen" if strategy in RELAUNCHING else None
@@ -101,7 +128,7 @@ def start_method(strategy: Any) -> str | None:
 def check_strategy(trainer_cfg: DictConfig) -> None:
     """Fail at once, before any data is read, where DDP would otherwise hang or re-run a whole sweep."""
     strategy = trainer_cfg.get("strategy") or "auto"
-    name = strategy if isinstance(strategy, str) else "ddp" if start_method(strategy) == "popen" else ""
+    name = strategy if isinstance(strategy, str) else "ddp" if how_ranks_start(strategy) == "popen" else ""
     devices = trainer_cfg.get("devices", 1)
     several = not isinstance(devices, int) or devices != 1 or (trainer_cfg.get("num_nodes") or 1) > 1
     if name in RELAUNCHING and several and in_multirun() and not _processes_started_outside():
@@ -110,78 +137,6 @@ def check_strategy(trainer_cfg: DictConfig) -> None:
             "re-running train.py, which would start the whole sweep again (Lightning issue 11300); use "
             "trainer.strategy=ddp_spawn in sweeps, or train the DDP model as a single run."
         )
-
-
-# What torch's collectives raise when the other side hung (gloo's timeout, NCCL's watchdog) or went away.
-_TIMED_OUT = re.compile(r"Timed out waiting (\d+)ms|collective operation timeout|Watchdog caught", re.I)
-_PEER_GONE = re.compile(r"Connection (closed|reset) by peer|Broken pipe|communicator was aborted|Socket Timeout", re.I)
-
-
-def collective_failure(err: BaseException, trainer) -> UserError | None:
-    """One sentence for a collective that failed because another rank hung or ended, else None."""
-    text = str(err)
-    timed_out, gone = _TIMED_OUT.search(text), _PEER_GONE.search(text)
-    if not (timed_out or gone) or not isinstance(err, RuntimeError):
-        return None
-    from rnnlm.interrupt import what_is_kept
-
-    who = f"rank {trainer.global_rank} of {trainer.world_size}"
-    kept = what_is_kept(trainer)
-    if timed_out:
-        ms = timed_out.group(1)
-        after = f" after {int(ms) / 1000:g} s" if ms else ""
-        return UserError(
-            f"{who}: a collective (gradient or metric sum across the DDP processes) timed out{after}: another "
-            f"process hung or stopped (its own output says why); {kept}; raise trainer.strategy.timeout_s only if "
-            "the ranks are legitimately that slow."
-        )
-    return UserError(
-        f"{who}: another DDP process ended while this one waited for it in a collective (its own output says "
-        f"why); {kept}."
-    )
-
-
-def _end_child_ranks(trainer) -> None:
-    """Lightning leaves the rank processes it started running when this one fails (it only ends them on
-    Ctrl-C): a rank stuck waiting would then outlive the run. End them, as Lightning does on Ctrl-C."""
-    launcher = getattr(trainer.strategy, "launcher", None)
-    for proc in list(getattr(launcher, "procs", None) or []):
-        try:
-            os.kill(proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, TypeError):
-            pass
-
-
-@contextmanager
-def ranks_end_together(trainer) -> Iterator[None]:
-    """Around fit and test: a failure in one process ends the whole run, in one sentence where it can."""
-    try:
-        yield
-    except SystemExit:
-        raise  # a signal's graceful stop: every rank stops at the same step by itself
-    except BaseException as err:
-        _end_child_ranks(trainer)
-        failure = collective_failure(err, trainer) or _from_spawned(err, trainer)
-        if failure is not None:
-            raise failure from None if isinstance(failure, SystemExit) else err
-        raise
-
-
-def _from_spawned(err: BaseException, trainer) -> BaseException | None:
-    """ddp_spawn: what a spawned rank raised reaches this process as the text of its traceback."""
-    from torch.multiprocessing import ProcessExitedException, ProcessRaisedException
-
-    if isinstance(err, ProcessRaisedException):
-        message = err.msg.strip().splitlines()[-1] if err.msg.strip() else ""
-        prefix = f"{UserError.__module__}.{UserError.__name__}: "
-        if message.startswith(prefix):
-            return UserError(message[len(prefix) :])
-        return collective_failure(RuntimeError(err.msg), trainer)
-    if isinstance(err, ProcessExitedException) and err.exit_code - 128 in (signal.SIGINT, signal.SIGTERM):
-        from rnnlm.interrupt import interrupted_from_checkpoint
-
-        return interrupted_from_checkpoint(err.exit_code - 128, trainer)
-    return None
 
 
 def _job_logging() -> dict | None:
@@ -201,5 +156,6 @@ class SpawnedLogging(L.Callback):
         self.config = _job_logging()
 
     def setup(self, trainer, pl_module, stage: str) -> None:
-        if self.config and not logging.getLogger().handlers:
+        spawned = multiprocessing.parent_process() is not None
+        if spawned and self.config and not logging.getLogger().handlers:
             logging.config.dictConfig(self.config)

@@ -1,18 +1,14 @@
-"""Ctrl-C and SIGTERM (a cluster's pre-emption) end a run with a resumable checkpoint, and end it even when
-it is stuck.
+"""The signal handlers and the watcher thread that make Ctrl-C and SIGTERM end a run in bounded time.
 
-The graceful path: while training, both signals only raise a flag. At the end of the batch being trained
-(or at the end of fit, when the signal came during the last validation), every rank agrees to stop (the
-flag is OR-reduced under DDP, so all ranks save the same step), `checkpoints/last.ckpt` is written
-(atomically) and fitting ends with TrainingInterrupted, whose report names the command that resumes the
-run exactly there. Outside training (reading data, testing) there is nothing to save: the signal stops
-the run at once.
+While training, both signals only raise a flag, which GracefulInterrupt (rnnlm/training/interrupt.py)
+turns into a checkpoint at a step every rank agrees on. Outside training (reading data, testing) there is
+nothing to save: the signal stops the run at once.
 
-The stuck path: a process blocked inside C++ (a collective waiting for a rank that hung, a data loader)
-never returns to the interpreter, so no Python signal handler runs. Python's C-level handler still writes
-the signal number to a "wakeup" pipe; a watcher thread reads it, passes SIGTERM on to the rank
-processes this one started, and, if the process is still alive `grace_s` seconds later (or at a second
-Ctrl-C), removes any half-written file, ends those ranks and exits with 128 + the signal number.
+A process blocked inside C++ (a collective waiting for a rank that hung, a data loader) never returns to
+the interpreter, so no Python signal handler runs. Python's C-level handler still writes the signal
+number to a "wakeup" pipe; a watcher thread reads it, passes SIGTERM on to the rank processes this one
+started, and, if the process is still alive `grace_s` seconds later (or at a second Ctrl-C), removes any
+half-written file, ends those ranks and the data-loader workers and exits with 128 + the signal number.
 """
 
 from __future__ import annotations
@@ -20,7 +16,6 @@ from __future__ import annotations
 import multiprocessing
 import os
 import select
-import shlex
 import signal
 import sys
 import threading
@@ -31,20 +26,9 @@ from typing import Any
 import lightning as L
 
 from rnnlm.files import remove_unfinished
+from rnnlm.training.checkpoint_io import what_is_kept
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-
-class TrainingInterrupted(SystemExit):
-    """Fit stopped on a signal after saving `checkpoint`; exits with 128 + the signal number."""
-
-    def __init__(self, signum: int, checkpoint: Path, epoch: int, step: int) -> None:
-        super().__init__(128 + signum)
-        self.signum, self.checkpoint, self.epoch, self.step = signum, checkpoint, epoch, step
-
-    @property
-    def signal_name(self) -> str:
-        return signal.Signals(self.signum).name
 
 
 class Stopped(SystemExit):
@@ -56,15 +40,6 @@ class Stopped(SystemExit):
 
 def _name(signum: int) -> str:
     return "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
-
-
-def what_is_kept(trainer: L.Trainer | None) -> str:
-    """Where a failed run can be resumed from, said for an error message."""
-    ckpt = trainer.checkpoint_callback if trainer is not None else None
-    kept = (ckpt.last_model_path or ckpt.best_model_path) if ckpt is not None else ""
-    if not kept:
-        return "no checkpoint had been saved yet"
-    return f"the last good checkpoint is {kept} (resume from it with ckpt_path={kept})"
 
 
 def _where(thread: threading.Thread) -> str:
@@ -188,87 +163,3 @@ class StopGuard:
         for child in multiprocessing.active_children():  # data-loader workers, which may be the stuck ones
             os.kill(child.pid, signal.SIGKILL)
         os._exit(128 + signum)
-
-
-class GracefulInterrupt(L.Callback):
-    """The training side of the StopGuard: the flag turns into a checkpoint at a step every rank agrees on."""
-
-    def __init__(self, guard: StopGuard | None = None) -> None:
-        self.guard = guard or StopGuard()
-        self._owns_guard = False
-
-    @property
-    def signum(self) -> int | None:
-        return self.guard.signum
-
-    def setup(self, trainer, pl_module, stage: str) -> None:
-        # A ddp_spawn rank is a fresh process that train() never ran in: it needs its own handlers.
-        if not self.guard.active:
-            self.guard.start()
-            self._owns_guard = self.guard.active
-        self.guard.trainer = self.guard.trainer or trainer
-
-    def teardown(self, trainer, pl_module, stage: str) -> None:
-        if self._owns_guard:
-            self.guard.stop()
-            self._owns_guard = False
-
-    def on_sanity_check_start(self, trainer, pl_module) -> None:
-        self.guard.reinstall()
-
-    def on_validation_start(self, trainer, pl_module) -> None:
-        self.guard.reinstall()
-
-    def on_test_start(self, trainer, pl_module) -> None:
-        self.guard.reinstall()
-
-    def on_train_start(self, trainer, pl_module) -> None:
-        self.guard.reinstall()
-        self.guard.graceful = True
-
-    def on_fit_end(self, trainer, pl_module) -> None:
-        self.guard.graceful = False
-
-    def on_exception(self, trainer, pl_module, exception) -> None:
-        self.guard.graceful = False
-
-    def _stop_if_asked(self, trainer) -> None:
-        stop = self.guard.signum is not None
-        if trainer.world_size > 1:  # every rank calls this at the same point, so the reduction always matches
-            stop = trainer.strategy.reduce_boolean_decision(stop, all=False)
-        if not stop:
-            return
-        ckpt = trainer.checkpoint_callback
-        folder = (
-            Path(ckpt.dirpath) if ckpt is not None and ckpt.dirpath else Path(trainer.default_root_dir, "checkpoints")
-        )
-        path = folder / "last.ckpt"
-        trainer.save_checkpoint(path)  # every rank takes part; rank 0 writes
-        self.guard.graceful = False
-        raise TrainingInterrupted(self.guard.signum or signal.SIGTERM, path, trainer.current_epoch,
-                                  trainer.global_step)  # fmt: skip
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        self._stop_if_asked(trainer)
-
-    def on_train_end(self, trainer, pl_module) -> None:
-        # A signal during the last validation: fit has ended, but the test stage must not start.
-        self._stop_if_asked(trainer)
-
-
-def resume_command(overrides: list[str], checkpoint: Path) -> str:
-    """The command line that continues a run from `checkpoint` with the same settings."""
-    kept = [o for o in overrides if not o.startswith(("ckpt_path=", "hydra."))]
-    return " ".join(["python", shlex.quote(sys.argv[0] or "train.py"), *map(shlex.quote, kept),
-                     shlex.quote(f"ckpt_path={checkpoint.resolve()}")])  # fmt: skip
-
-
-def interrupted_from_checkpoint(signum: int, trainer: L.Trainer) -> TrainingInterrupted:
-    """The report of a stop that happened in other processes (ddp_spawn ranks), read from their checkpoint."""
-    import torch
-
-    ckpt = trainer.checkpoint_callback
-    path = Path(ckpt.dirpath if ckpt is not None and ckpt.dirpath else Path(trainer.default_root_dir, "checkpoints"))
-    path = path / "last.ckpt"
-    state = torch.load(path, map_location="cpu", weights_only=True, mmap=True) if path.is_file() else {}
-    return TrainingInterrupted(signum, path, int(state.get("epoch", 0)), int(state.get("global_step", 0)))

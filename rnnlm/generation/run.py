@@ -6,23 +6,35 @@ import json
 
 from omegaconf import DictConfig
 
+from rnnlm import checks
 from rnnlm.data.reading import read_lines
-from rnnlm.files import atomic_open
-from rnnlm.generation import GenerationConfig, Generator, load_model
-from rnnlm.scoring import score
+from rnnlm.errors import UserError
+from rnnlm.files import WriteError, atomic_open, check_writable
+from rnnlm.generation.scoring import score
+from rnnlm.generation.search import GenerationConfig, Generator
+from rnnlm.models.trained import load_model
 
 
 def _write_jsonl(path: str, rows: list[dict]) -> None:
     """Atomically: a failed run never leaves a half-written output file."""
-    with atomic_open(path) as f:
-        for row in rows:
-            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+    try:
+        with atomic_open(path) as f:
+            for row in rows:
+                f.write(json.dumps(row, ensure_ascii=False) + "\n")
+    except WriteError as err:
+        raise UserError(f"output={path} could not be written: {err.cause}; choose another path.") from err
 
 
 def run(cfg: DictConfig) -> None:
+    checks.integer("batch_size", cfg.batch_size)
+    if cfg.output:
+        try:  # before the model is loaded and the text written, which would be lost
+            check_writable(cfg.output)
+        except WriteError as err:
+            raise UserError(f"output={cfg.output} could not be written: {err.cause}; choose another path.") from err
     model = load_model(cfg.ckpt_path, cfg.device)
     if cfg.score_path:
-        result = score(model, read_lines(cfg.score_path, "score_path"), cfg.batch_size)
+        result = score(model.net, model.tokenizer, read_lines(cfg.score_path, "score_path"), cfg.batch_size)
         rows = [
             {"text": s, "logprob": float(lp), "tokens": int(n), "ppl": float(p)}
             for s, lp, n, p in zip(result.sentences, result.logprob, result.tokens, result.ppl)
@@ -40,7 +52,7 @@ def run(cfg: DictConfig) -> None:
         strategy=cfg.strategy, max_len=cfg.max_len, temperature=cfg.temperature, top_k=cfg.top_k,
         top_p=cfg.top_p, beam_size=cfg.beam_size, length_penalty=cfg.length_penalty, seed=cfg.seed, bf16=cfg.bf16,
     )  # fmt: skip
-    results = Generator(model).generate(prompts, cfg.num_samples, gen_cfg)
+    results = Generator(model.net, model.tokenizer).generate(prompts, cfg.num_samples, gen_cfg)
     if cfg.output:
         _write_jsonl(cfg.output, [r.to_dict() for r in results])
         print(f"wrote {len(results)} results to {cfg.output}")

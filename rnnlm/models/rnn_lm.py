@@ -10,8 +10,9 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from rnnlm import checks
 from rnnlm.errors import UserError
-from rnnlm.vanilla import VanillaRNN
+from rnnlm.models.vanilla import VanillaRNN
 
 CELLS = ("rnn", "gru", "lstm", "vanilla")
 NONLINEARITIES = ("tanh", "relu")
@@ -87,7 +88,7 @@ def check_model_args(
     tie_weights: bool,
     nonlinearity: str,
 ) -> None:
-    """Reject impossible settings with one sentence that says what to change."""
+    """Reject impossible settings with one sentence that says what to change (the one place they are checked)."""
     if cell not in CELLS:
         raise UserError(f"model.cell={cell} is not a known cell: use one of {', '.join(CELLS)}.")
     if nonlinearity not in NONLINEARITIES:
@@ -95,12 +96,15 @@ def check_model_args(
     if nonlinearity != "tanh" and cell in ("gru", "lstm"):
         raise UserError(f"model.nonlinearity applies to rnn and vanilla cells only: drop it for model={cell}.")
     for key, value in (("embed_size", embed_size), ("hidden_size", hidden_size), ("num_layers", num_layers)):
-        if value < 1:
-            raise UserError(f"model.{key}={value} must be a positive integer.")
-    if any(s < 1 for s in linear_hidden_sizes):
-        raise UserError(f"model.linear_hidden_sizes={list(linear_hidden_sizes)} must hold positive sizes.")
-    if not 0.0 <= dropout < 1.0:
-        raise UserError(f"model.dropout={dropout} must be in [0, 1).")
+        checks.integer(f"model.{key}", value)
+    if isinstance(linear_hidden_sizes, (str, bytes)) or not isinstance(linear_hidden_sizes, Sequence):
+        raise UserError(
+            f"model.linear_hidden_sizes={linear_hidden_sizes!r} must be a list of sizes, e.g. [256] (or [])."
+        )
+    for size in linear_hidden_sizes:
+        checks.integer("model.linear_hidden_sizes", size)
+    checks.number("model.dropout", dropout, 0.0, 1.0)
+    checks.boolean("model.tie_weights", tie_weights)
     last = linear_hidden_sizes[-1] if linear_hidden_sizes else hidden_size
     if tie_weights and last != embed_size:
         source = "the last of model.linear_hidden_sizes" if linear_hidden_sizes else "model.hidden_size"

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import logging
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
 import torch
+from tokenizers import Tokenizer
 
-from rnnlm.checkpoint import read_checkpoint
+from rnnlm.data.tokenizer import special_ids
 from rnnlm.errors import UserError
-from rnnlm.module import LanguageModel
-from rnnlm.sampling import sample_tokens
+from rnnlm.generation.sampling import sample_tokens
+from rnnlm.models.rnn_lm import RNNLanguageModel
 
 log = logging.getLogger(__name__)
 STRATEGIES = ("greedy", "sample", "beam")
@@ -61,16 +61,6 @@ class Generated:
         return asdict(self)
 
 
-def load_model(ckpt_path: str | Path, device: str = "auto") -> LanguageModel:
-    """Rebuild a LanguageModel from its checkpoint alone (the tokenizer travels inside it)."""
-    ckpt = read_checkpoint(ckpt_path)
-    model = LanguageModel(**ckpt["hyper_parameters"])
-    model.load_state_dict(ckpt["state_dict"])
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    return model.to(device).eval()
-
-
 def _select(hidden, index: torch.Tensor):
     """Pick batch rows (dim 1) of an RNN state: a tensor, or an LSTM's (h, c)."""
     if isinstance(hidden, tuple):
@@ -79,11 +69,13 @@ def _select(hidden, index: torch.Tensor):
 
 
 class Generator:
-    def __init__(self, model: LanguageModel) -> None:
-        self.model = model.eval()
-        self.tok = model.tokenizer
-        self.ids = model.ids
-        self.device = next(model.parameters()).device
+    """Text from a network and its tokenizer (rnnlm.models.load_model gives both from a checkpoint)."""
+
+    def __init__(self, net: RNNLanguageModel, tokenizer: Tokenizer) -> None:
+        self.net = net.eval()
+        self.tok = tokenizer
+        self.ids = special_ids(tokenizer)
+        self.device = next(net.parameters()).device
         self.bf16 = False
         self._never = torch.tensor([self.ids["pad"], self.ids["sos"]], device=self.device)
 
@@ -126,7 +118,7 @@ class Generator:
 
     def _features(self, tokens: torch.Tensor, hidden=None):
         with self._autocast():
-            return self.model.net.features(tokens, hidden)
+            return self.net.features(tokens, hidden)
 
     def _step(self, tokens: torch.Tensor, hidden):
         feats, hidden = self._features(tokens[:, None], hidden)
@@ -135,7 +127,7 @@ class Generator:
     def _log_probs(self, feats: torch.Tensor) -> torch.Tensor:
         """Next-token log-probabilities with <pad> and <sos> (never valid next tokens) at -inf."""
         with self._autocast():
-            logits = self.model.net.decoder(feats)
+            logits = self.net.decoder(feats)
         logp = torch.log_softmax(logits.float(), dim=-1)
         return logp.index_fill_(-1, self._never, float("-inf"))
 
@@ -145,7 +137,7 @@ class Generator:
         tokens, logprobs = [], []
         for f in feats.split(DECODE_ROWS):
             with self._autocast():
-                logits = self.model.net.decoder(f).float()
+                logits = self.net.decoder(f).float()
             if cfg.strategy == "greedy":
                 lse = torch.logsumexp(logits, dim=-1)
                 tok = logits.index_fill_(-1, self._never, float("-inf")).argmax(-1)

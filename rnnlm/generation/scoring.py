@@ -11,12 +11,14 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
+from tokenizers import Tokenizer
 
 from rnnlm.data.batch import SentenceDataset
 from rnnlm.data.corpus import EncodedSplit
 from rnnlm.data.sampler import BucketBatchSampler
+from rnnlm.data.tokenizer import special_ids
 from rnnlm.errors import UserError
-from rnnlm.module import LanguageModel
+from rnnlm.models.rnn_lm import RNNLanguageModel
 
 
 @dataclass
@@ -35,19 +37,20 @@ class Scores:
 
 
 @torch.no_grad()
-def score(model: LanguageModel, sentences: list[str], batch_size: int = 128) -> Scores:
+def score(net: RNNLanguageModel, tokenizer: Tokenizer, sentences: list[str], batch_size: int = 128) -> Scores:
     sentences = [s.strip() for s in sentences if s.strip()]
     if not sentences:
         raise UserError("there is nothing to score: give at least one non-blank sentence.")
-    ids = model.ids
-    encoded = [e.ids for e in model.tokenizer.encode_batch(sentences, add_special_tokens=False)]
+    ids = special_ids(tokenizer)
+    net.eval()
+    encoded = [e.ids for e in tokenizer.encode_batch(sentences, add_special_tokens=False)]
     split = EncodedSplit.from_ids(encoded)
     data = SentenceDataset(split, ids["pad"], ids["sos"], ids["eos"])
-    device = next(model.parameters()).device
+    device = next(net.parameters()).device
     logprob = np.zeros(len(split), dtype=np.float64)
     for batch_ids in BucketBatchSampler(split.lengths.clip(min=1), batch_size, shuffle=False):
         b = data.__getitems__(batch_ids)
-        logits, _ = model.net(b.inputs.to(device))
+        logits, _ = net(b.inputs.to(device))
         nll = F.cross_entropy(
             logits.flatten(0, 1).float(), b.targets.to(device).flatten(), ignore_index=ids["pad"], reduction="none"
         )

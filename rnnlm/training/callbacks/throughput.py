@@ -1,14 +1,12 @@
-"""Training callbacks that are ours rather than Lightning's."""
+"""Training throughput: target tokens per second, on the progress bar and per epoch."""
 
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import lightning as L
 import torch
 import torch.distributed as dist
-from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
 
 
 class TokenThroughput(L.Callback):
@@ -54,41 +52,3 @@ class TokenThroughput(L.Callback):
         if seconds > 0:
             # All ranks' tokens over the slowest rank's time: the run's throughput, identical on every rank.
             pl_module.log("train/tokens_per_sec", tokens / seconds, on_step=False, on_epoch=True)
-
-
-class SampleText(L.Callback):
-    """Generate from a few fixed prompts after every validation epoch and log the text.
-
-    TensorBoard gets it as text, wandb as a table, and every run appends it to `samples.txt` in the run
-    folder (so CSV-only runs keep it too). Sampling draws from its own seeded generator, so it does not
-    change the training run's random stream.
-    """
-
-    def __init__(
-        self,
-        prompts: list[str] = ("the", "the company said"),
-        max_len: int = 20,
-        strategy: str = "sample",
-        temperature: float = 0.8,
-        seed: int = 0,
-    ) -> None:
-        self.prompts = list(prompts)
-        self.max_len, self.strategy, self.temperature, self.seed = max_len, strategy, temperature, seed
-
-    def on_validation_epoch_end(self, trainer, pl_module) -> None:
-        if trainer.sanity_checking or not trainer.is_global_zero or not self.prompts:
-            return
-        from rnnlm.generation import GenerationConfig, Generator  # generation imports the module
-
-        cfg = GenerationConfig(self.strategy, self.max_len, self.temperature, seed=self.seed)
-        results = Generator(pl_module).generate(self.prompts, 1, cfg)
-        epoch, step = trainer.current_epoch, trainer.global_step
-        lines = [f"{r.prompt} \u00bb {r.text}" for r in results]
-        with open(Path(trainer.default_root_dir) / "samples.txt", "a", encoding="utf-8") as f:
-            f.writelines(f"epoch {epoch} step {step} | {line}\n" for line in lines)
-        for lg in trainer.loggers:
-            if isinstance(lg, TensorBoardLogger):
-                lg.experiment.add_text("samples", "  \n".join(lines), step)
-            elif isinstance(lg, WandbLogger):
-                lg.log_text("samples", columns=["epoch", "prompt", "text"],
-                            data=[[epoch, r.prompt, r.text] for r in results])  # fmt: skip

@@ -1,0 +1,106 @@
+"""From a composed config to the objects a run needs: the Trainer (callbacks, loggers, strategy), the
+DataModule (with the checkpoint's tokenizer when there is one) and the LanguageModel.
+
+Shared by train() and evaluate(); config mistakes are caught before any data is read.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning as L
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate
+from lightning.pytorch.loggers import WandbLogger
+from omegaconf import DictConfig, OmegaConf
+
+from rnnlm.cli import user_error
+from rnnlm.data.datamodule import SentenceDataModule
+from rnnlm.errors import UserError
+from rnnlm.models.trained import read_checkpoint
+from rnnlm.training import quiet  # noqa: F401  (library noise filtered before anything is built)
+from rnnlm.training.callbacks import EpochSummary, RandomState, SamplerPosition
+from rnnlm.training.checkpoint_io import AtomicCheckpointIO
+from rnnlm.training.config_checks import check_config, check_resume
+from rnnlm.training.ddp import SpawnedLogging, check_strategy, strategy_from_config
+from rnnlm.training.interrupt import GracefulInterrupt
+from rnnlm.training.lightning_module import LanguageModel
+from rnnlm.training.loggers import WandbRunId
+from rnnlm.training.stop_guard import StopGuard
+
+
+def plain(cfg: Any) -> Any:
+    return OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else cfg
+
+
+def instantiate_node(key: str, node: Any, **kwargs: Any) -> Any:
+    """instantiate(), with a library's refusal of a setting (a misspelt `+key`, a bad value) said in one
+    sentence that names the config node, instead of a traceback from inside the library."""
+    try:
+        return instantiate(node, **kwargs)
+    except InstantiationException as err:
+        if user_error(err) is not None:
+            raise
+        cause = err.__cause__ or err
+        raise UserError(f"{key} could not be built: {cause}; fix or remove that setting.") from err
+
+
+def _continued_run(logger_cfg: DictConfig, checkpoint: dict) -> dict[str, str]:
+    """A resumed run logs on to the wandb run that wrote its checkpoint, unless the config names one."""
+    is_wandb = str(logger_cfg.get("_target_", "")).endswith("wandb_logger")
+    if is_wandb and checkpoint.get("wandb_run_id") and not logger_cfg.get("id"):
+        return {"id": checkpoint["wandb_run_id"]}
+    return {}
+
+
+def build_trainer(cfg: DictConfig, checkpoint: dict, guard: StopGuard | None = None) -> L.Trainer:
+    """The Trainer with the configured callbacks and loggers, plus the callbacks correctness needs whatever
+    `callbacks=` says: the sampler's position and random states (exact resume), the epoch history
+    (results.json), the interrupt handling, and logging in ddp_spawn ranks."""
+    configured = (cfg.get("callbacks") or {}).items()  # `callbacks.NAME=null` turns one off
+    callbacks = [instantiate_node(f"callbacks.{k}", c) for k, c in configured if c is not None]
+    callbacks += [SamplerPosition(), RandomState(), EpochSummary(), GracefulInterrupt(guard), SpawnedLogging()]
+    logger_cfgs = (cfg.get("logger") or {}).items()
+    loggers = [instantiate_node(f"logger.{k}", c, **_continued_run(c, checkpoint)) for k, c in logger_cfgs]
+    if any(isinstance(lg, WandbLogger) for lg in loggers):
+        callbacks.append(WandbRunId())
+    trainer_cfg = plain(cfg.trainer)
+    strategy = trainer_cfg.pop("strategy", "auto")
+    if isinstance(strategy, dict):
+        strategy = instantiate_node("trainer.strategy", strategy)
+    return instantiate_node(
+        "trainer", trainer_cfg, strategy=strategy_from_config(strategy), callbacks=callbacks,
+        logger=loggers or False, plugins=[AtomicCheckpointIO()],
+    )  # fmt: skip
+
+
+def build_datamodule(cfg: DictConfig, tokenizer_json: str | None) -> SentenceDataModule:
+    """The DataModule, its settings and source files checked but nothing read yet (`prepare()` reads);
+    `tokenizer_json` (a checkpoint's) encodes the data instead of a newly learned tokenizer, so the data
+    matches that checkpoint's vocabulary."""
+    return instantiate(cfg.data, tokenizer=plain(cfg.get("tokenizer")), tokenizer_json=tokenizer_json)
+
+
+def build(cfg: DictConfig, guard: StopGuard | None = None) -> tuple[SentenceDataModule, LanguageModel, L.Trainer]:
+    # Everything that can be checked without data first: a typo should cost seconds, not a corpus read.
+    check_config(cfg)
+    check_strategy(cfg.trainer)
+    L.seed_everything(cfg.seed, workers=True)
+    resumed = read_checkpoint(cfg.ckpt_path) if cfg.get("ckpt_path") else {}
+    if resumed:
+        check_resume(cfg, resumed, cfg.ckpt_path)
+    datamodule = build_datamodule(cfg, resumed["hyper_parameters"]["tokenizer_json"] if resumed else None)
+    trainer = build_trainer(cfg, resumed, guard)
+    datamodule.prepare()
+    module = LanguageModel(
+        tokenizer_json=datamodule.tokenizer_json,
+        model=plain(cfg.model),
+        optim=plain(cfg.optim),
+        scheduler=plain(cfg.get("scheduler")),
+        tokenizer_cfg=plain(cfg.tokenizer),
+        **plain(cfg.get("module") or {}),
+    )
+    hparams = {**plain(cfg), "num_params": module.num_parameters, "vocab_size": datamodule.vocab_size}
+    for lg in trainer.loggers:
+        lg.log_hyperparams(hparams)
+    return datamodule, module, trainer

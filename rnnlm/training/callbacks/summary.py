@@ -1,0 +1,42 @@
+"""The model summary a run prints: parameters per part of the network, instead of Lightning's table of
+the LightningModule's attributes (with its metric states and a FLOPs column that reads 0 here)."""
+
+from __future__ import annotations
+
+import logging
+
+from lightning.pytorch.callbacks import ModelSummary
+from lightning.pytorch.utilities import rank_zero_only
+
+log = logging.getLogger("rnnlm")
+
+
+def _count(module) -> int:
+    return sum(p.numel() for p in module.parameters() if p.requires_grad)
+
+
+class ParameterSummary(ModelSummary):
+    """A ModelSummary (so Lightning adds none of its own) that logs one line per part of `pl_module.net`."""
+
+    def on_fit_start(self, trainer, pl_module) -> None:
+        if self._max_depth != 0:
+            self._log_parts(pl_module)
+
+    @rank_zero_only
+    def _log_parts(self, pl_module) -> None:
+        net = pl_module.net
+        total = pl_module.num_parameters
+        cfg = pl_module.hparams.model
+        log.info("model: %s, %s parameters (%.1f MB in fp32)", net.cell, f"{total:,}", total * 4 / 2**20)
+        tied = net.decoder.weight is net.embedding.weight
+        rows = [
+            ("embedding", f"{net.embedding.num_embeddings:,} x {net.embedding.embedding_dim}", _count(net.embedding)),
+            ("rnn", f"{net.cell} {cfg.get('num_layers', 2)} x {cfg.get('hidden_size', 200)}", _count(net.rnn)),
+        ]
+        if len(net.head):
+            rows.append(("head", " -> ".join(str(s) for s in cfg.get("linear_hidden_sizes", [])), _count(net.head)))
+        decoder = net.decoder.bias.numel() if tied else _count(net.decoder)
+        shape = f"{net.decoder.in_features} -> {net.decoder.out_features:,}" + (" (tied: bias only)" if tied else "")
+        rows.append(("decoder", shape, decoder))
+        for name, shape, count in rows:
+            log.info("  %-9s %-32s %12s", name, shape, f"{count:,}")

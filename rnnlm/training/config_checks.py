@@ -1,0 +1,173 @@
+"""Check a train.py config before anything is read or built: unknown keys, wrong types, impossible values.
+
+Hydra already refuses a key that is not in the config (unless added with `+`); what gets through is a
+`+key` typo, a value of the wrong type (`model.hidden_size=abc`) or out of range. Each value is checked
+by the code that owns it (the model by check_model_args, the batching by the data module's checks, ...);
+this module only calls those checks early, so a mistake costs seconds instead of a corpus read, and adds
+the checks of settings that belong to the run itself (optimizer, trainer, seed). Resuming also checks that
+the model and tokenizer asked for are the checkpoint's (anything else would fail deep inside torch, or
+train on differently encoded data).
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, ListConfig, OmegaConf
+
+from rnnlm import checks
+from rnnlm.errors import UserError
+from rnnlm.files import WriteError, check_writable
+from rnnlm.models.trained import check_local
+
+# Keys that decide the shapes (or meaning) of a checkpoint's weights; dropout may change on resuming.
+STRUCTURAL = ("cell", "embed_size", "hidden_size", "num_layers", "linear_hidden_sizes", "tie_weights", "nonlinearity")
+
+
+def _params(fn: Callable, skip: Iterable[str] = ()) -> set[str]:
+    sig = inspect.signature(fn)
+    kinds = (inspect.Parameter.VAR_KEYWORD, inspect.Parameter.VAR_POSITIONAL)
+    return {n for n, p in sig.parameters.items() if p.kind not in kinds and n not in ("self", *skip)}
+
+
+def _known(group: str, node: DictConfig, accepted: set[str]) -> None:
+    for key in node:
+        if key not in accepted and not str(key).startswith("_"):
+            raise UserError(
+                f"{group}.{key} is not a setting of {group}: remove it or use one of {', '.join(sorted(accepted))}."
+            )
+
+
+def _call(fn: Callable, node: DictConfig, skip: Iterable[str] = ()) -> None:
+    """fn(**the node's values for fn's parameters); absent keys keep fn's defaults."""
+    values = OmegaConf.to_container(node, resolve=True)
+    fn(**{k: values[k] for k in _params(fn, skip) if k in values})
+
+
+def check_model(model: DictConfig) -> None:
+    from rnnlm.models.rnn_lm import RNNLanguageModel, check_model_args
+
+    _known("model", model, _params(RNNLanguageModel.__init__, skip=("vocab_size",)))
+    _call(check_model_args, OmegaConf.merge(_defaults(RNNLanguageModel.__init__), model))
+
+
+def _defaults(fn: Callable) -> DictConfig:
+    return OmegaConf.create(
+        {n: p.default for n, p in inspect.signature(fn).parameters.items() if p.default is not inspect.Parameter.empty}
+    )
+
+
+def check_data(data: DictConfig) -> None:
+    from rnnlm.data.catalog import source_class
+    from rnnlm.data.datamodule import SentenceDataModule, check_data_settings
+    from rnnlm.data.reading import check_fractions
+
+    source = source_class(data.get("source", "ptb"))
+    accepted = _params(SentenceDataModule.__init__, skip=("tokenizer", "tokenizer_json"))
+    _known("data", data, accepted | _params(source.__init__))
+    _call(check_data_settings, data)
+    check_fractions({k.removesuffix("_fraction"): data[k] for k in ("val_fraction", "test_fraction") if k in data})
+
+
+def check_tokenizer(tokenizer: DictConfig) -> None:
+    from rnnlm.data.tokenizer import build_tokenizer, check_tokenizer_settings
+
+    _known("tokenizer", tokenizer, _params(build_tokenizer, skip=("sentences",)))
+    _call(check_tokenizer_settings, tokenizer)
+
+
+def check_training(cfg: DictConfig) -> None:
+    import lightning as L
+
+    from rnnlm.training.lightning_module import LanguageModel
+
+    optim = cfg.get("optim") or {}
+    if "lr" in optim:
+        checks.number("optim.lr", optim.lr, 0.0, None, low_open=True)
+    module = cfg.get("module") or OmegaConf.create({})
+    _known("module", module, _params(LanguageModel.__init__, skip=("tokenizer_json", "model", "optim", "scheduler",
+                                                                     "tokenizer_cfg")))  # fmt: skip
+    checks.boolean("module.skip_nonfinite", module.get("skip_nonfinite", False))
+    trainer = cfg.trainer
+    _known("trainer", trainer, _params(L.Trainer.__init__))
+    checks.integer("trainer.max_epochs", trainer.get("max_epochs"), -1, optional=True)
+    clip = trainer.get("gradient_clip_val")
+    if clip is not None:
+        checks.number("trainer.gradient_clip_val", clip, 0.0, None)
+    checks.integer("seed", cfg.get("seed"), 0)
+    checks.number("interrupt_grace_s", cfg.get("interrupt_grace_s", 30), 0.0, None, low_open=True)
+
+
+def check_paths(cfg: DictConfig) -> None:
+    """Checkpoints are written atomically to local folders: a URL would silently become a folder `s3:`,
+    and a folder that cannot be written should fail now, not after the first epoch."""
+    ckpt = (cfg.get("callbacks") or {}).get("model_checkpoint") or {}
+    for key, value in (("callbacks.model_checkpoint.dirpath", ckpt.get("dirpath")),
+                       ("paths.log_dir", (cfg.get("paths") or {}).get("log_dir"))):  # fmt: skip
+        if value:
+            check_local(key, value)
+    if ckpt.get("dirpath"):
+        try:
+            check_writable(Path(ckpt.dirpath) / "probe.ckpt")
+        except WriteError as err:
+            raise UserError(
+                f"callbacks.model_checkpoint.dirpath={ckpt.dirpath} cannot hold checkpoints: {err.cause}; give a "
+                "folder this process can write to."
+            ) from err
+
+
+def check_config(cfg: DictConfig) -> None:
+    """Every check that needs no data: run first by train()."""
+    check_model(cfg.model)
+    check_data(cfg.data)
+    check_tokenizer(cfg.tokenizer)
+    check_training(cfg)
+    check_paths(cfg)
+
+
+def check_eval_config(cfg: DictConfig) -> None:
+    """eval.py's config: the data and the trainer as for training, and the splits to evaluate."""
+    import lightning as L
+
+    check_data(cfg.data)
+    _known("trainer", cfg.trainer, _params(L.Trainer.__init__))
+    splits = list(cfg.get("splits") or [])
+    if not splits or any(s not in ("val", "test") for s in splits):
+        raise UserError(f"splits={splits} must name val and/or test, e.g. splits=[test].")
+    checks.integer("seed", cfg.get("seed"), 0)
+    checks.number("interrupt_grace_s", cfg.get("interrupt_grace_s", 30), 0.0, None, low_open=True)
+
+
+def check_resume(cfg: DictConfig, checkpoint: dict, path: str) -> None:
+    """The model and tokenizer a resumed run asks for must be the checkpoint's."""
+    hp = checkpoint.get("hyper_parameters", {})
+    saved_model = hp.get("model") or {}
+    diffs = [
+        f"model.{k}={cfg.model.get(k)!r} (checkpoint: {saved_model[k]!r})"
+        for k in STRUCTURAL
+        if k in saved_model and _plain(cfg.model.get(k)) != saved_model[k]
+    ]
+    saved_tok = hp.get("tokenizer_cfg") or {}
+    diffs += [
+        f"tokenizer.{k}={cfg.tokenizer.get(k)!r} (checkpoint: {v!r})"
+        for k, v in saved_tok.items()
+        if _plain(cfg.tokenizer.get(k)) != v
+    ]
+    if diffs:
+        raise UserError(
+            f"ckpt_path={path} was trained with other settings than this run asks for: {'; '.join(diffs)}; "
+            "resume with the checkpoint's settings (drop those overrides), or start a new run without ckpt_path."
+        )
+    epoch, max_epochs = checkpoint.get("epoch", 0), cfg.trainer.get("max_epochs")
+    if max_epochs not in (None, -1) and epoch > max_epochs:
+        raise UserError(
+            f"ckpt_path={path} was saved in epoch {epoch}, past trainer.max_epochs={max_epochs}: set "
+            f"trainer.max_epochs above {epoch} to train on from it (or evaluate it with eval.py)."
+        )
+
+
+def _plain(value: Any) -> Any:
+    return list(value) if isinstance(value, ListConfig) else value

@@ -1,0 +1,50 @@
+"""evaluate(cfg): what eval.py runs. A checkpoint's corpus perplexity on the splits of any data source,
+encoded with the checkpoint's own tokenizer; the numbers go to the terminal, the logger and results.json.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import lightning as L
+from omegaconf import DictConfig
+
+from rnnlm.files import atomic_open
+from rnnlm.models.trained import read_checkpoint
+from rnnlm.training.build import build_datamodule, build_trainer, plain
+from rnnlm.training.config_checks import check_eval_config
+from rnnlm.training.lightning_module import LanguageModel
+from rnnlm.training.rank_failures import ranks_end_together
+from rnnlm.training.results import overrides
+from rnnlm.training.stop_guard import StopGuard
+
+
+def evaluate(cfg: DictConfig) -> dict[str, float]:
+    check_eval_config(cfg)
+    splits = list(cfg.splits)
+    started = time.perf_counter()
+    L.seed_everything(cfg.seed, workers=True)
+    checkpoint = read_checkpoint(cfg.ckpt_path)
+    datamodule = build_datamodule(cfg, checkpoint["hyper_parameters"]["tokenizer_json"])
+    with StopGuard(cfg.get("interrupt_grace_s", 30.0)) as guard:
+        trainer = build_trainer(cfg, {}, guard)
+        guard.trainer = trainer
+        datamodule.prepare()
+        module = LanguageModel.load_from_checkpoint(cfg.ckpt_path, map_location="cpu", weights_only=True)
+        metrics: dict[str, float] = {}
+        with ranks_end_together(trainer):
+            for split in splits:
+                run = trainer.validate if split == "val" else trainer.test
+                metrics.update({k: float(v) for k, v in run(module, datamodule=datamodule, verbose=False)[0].items()})
+    if trainer.is_global_zero:
+        results = {
+            "overrides": overrides(), "checkpoint": str(Path(cfg.ckpt_path).resolve()), "data": plain(cfg.data),
+            "metrics": metrics, "wall_time_s": time.perf_counter() - started,
+        }  # fmt: skip
+        with atomic_open(Path(trainer.default_root_dir) / "results.json") as f:
+            f.write(json.dumps(results, indent=2) + "\n")
+        shown = [f"{s}/ppl {metrics[f'{s}/ppl']:.2f}" for s in splits if f"{s}/ppl" in metrics]
+        print(" | ".join([*shown, f"checkpoint {cfg.ckpt_path}"]), flush=True)
+    return metrics

@@ -1,0 +1,19 @@
+"""Library noise a run should not print: product tips, and deprecation warnings about the libraries'
+own internals that no rnnlm setting can change. Imported once, by rnnlm.training.build."""
+
+from __future__ import annotations
+
+import logging
+import warnings
+
+
+def _drop_adverts(record: logging.LogRecord) -> bool:
+    return not str(record.msg).startswith("💡 Tip")
+
+
+# Lightning prints product tips through its rank-zero loggers.
+for _name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero"):
+    logging.getLogger(_name).addFilter(_drop_adverts)
+
+# Lightning's own pytree helper calls a torch function that torch 2.13 deprecates (Lightning's to fix).
+warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
