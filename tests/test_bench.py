@@ -119,7 +119,8 @@ def test_quick_suite_on_tiny_data(tiny_corpus, tmp_path):
     assert {"train/cpu/lstm-2x200/fp32/rnnlm-vs-stream", "train/cpu/lstm-2x200/bf16/rnnlm-vs-fp32-stream"} <= keys
     assert {"train/cpu/lstm-2x200/fp32/stream", "generation/beam-5", "ceiling/cpu/matmul-bf16"} <= keys
     for prec in ("fp32", "bf16"):
-        assert {f"loss/cpu/{prec}/{k}" for k in ("rnnlm", "torch", "torch-chunked", "torch-vs-rnnlm")} <= keys
+        assert {f"loss/cpu/{prec}/{k}" for k in ("rnnlm", "torch", "torch-chunked", "torch-vs-rnnlm", "step-rnnlm",
+                                                 "step-torch", "step-rnnlm-vs-torch")} <= keys  # fmt: skip
     assert all(v > 0 for r in rows if r["key"].startswith("train/") for v in r["values"])
     assert "GPU rows skipped" in proc.stdout or any(k.startswith("train/cuda") for k in keys)
     assert "wrote the results table" not in proc.stdout  # a quick run never touches the docs
