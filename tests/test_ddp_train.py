@@ -150,3 +150,18 @@ def test_sigterm_to_one_rank_stops_every_rank_at_the_same_step_with_a_checkpoint
     assert "stopped by SIGTERM at epoch 0, step 6" in proc.stderr  # printed by rank 0, which got no signal
     state = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
     assert state["global_step"] == 6
+
+
+@pytest.mark.slow
+def test_a_signal_to_a_ddp_spawn_rank_is_reported_by_the_main_process(tiny_corpus, tmp_path):
+    """ddp_spawn's ranks are spawned processes: their stop reaches the main process only as an exit code,
+    which it turns back into the usual report, from the checkpoint the ranks saved."""
+    run_dir = tmp_path / "run"
+    proc = run_train(
+        *tiny_overrides(tiny_corpus, run_dir), "trainer=ddp_cpu", "trainer.strategy=ddp_spawn",
+        "+callbacks.stop._target_=tests.apps.interrupt.SignalAt", "+callbacks.stop.step=6", "+callbacks.stop.rank=0",
+        cwd=tmp_path, check=False, timeout=HANG,
+    )  # fmt: skip
+    assert proc.returncode == 143, proc.stderr[-3000:]
+    assert f"stopped by SIGTERM at epoch 0, step 6; saved {run_dir / 'checkpoints' / 'last.ckpt'}" in proc.stderr
+    assert "Traceback" not in proc.stderr

@@ -167,8 +167,9 @@ def test_readme_python_block(block, materials, monkeypatch, capsys):
 
 
 def quiet_lines(text: str) -> list[str]:
-    """What a run should not print: library deprecations and Lightning's empty FLOPs count."""
-    return [line for line in text.splitlines() if re.search(r"deprecat|Total FLOPs|FutureWarning", line, re.I)]
+    """What a run should not print: library deprecations, Lightning's empty FLOPs count, its notes and tips."""
+    noise = r"deprecat|Total FLOPs|FutureWarning|Trainer already configured|💡 Tip"
+    return [line for line in text.splitlines() if re.search(noise, line, re.I)]
 
 
 def test_python_train_py_as_a_user_runs_it(materials, tmp_path):

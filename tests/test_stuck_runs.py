@@ -24,7 +24,7 @@ def start(overrides: list[str], cwd: Path) -> subprocess.Popen:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     return subprocess.Popen(
         [sys.executable, str(ROOT / "train.py"), *overrides], cwd=cwd, env=env,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,  # a terminal's group
     )  # fmt: skip
 
 
@@ -101,3 +101,16 @@ def test_a_second_ctrl_c_quits_a_stuck_run_at_once(tiny_corpus, tmp_path):
     assert "error: Ctrl-C again: exiting now without saving (it was waiting in on_train_batch_start (stall.py:" in err
     assert "the last good checkpoint is" not in err or "last.ckpt" in err
     assert not list(run_dir.rglob("*.tmp"))
+
+
+def test_ctrl_c_in_a_terminal_with_data_workers_is_one_ctrl_c(tiny_corpus, tmp_path):
+    """The terminal sends Ctrl-C to every process of the run, data-loader workers too: that must stay one
+    Ctrl-C (a checkpoint, then the stop), not read as a second one that quits at once."""
+    run_dir = tmp_path / "run"
+    stop = ["+callbacks.stop._target_=tests.apps.interrupt.SignalAt", "+callbacks.stop.step=5",
+            "+callbacks.stop.signum=2", "+callbacks.stop.group=true"]  # fmt: skip
+    proc = start([*tiny_overrides(tiny_corpus, run_dir), "data.num_workers=2", *stop], tmp_path)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signal.SIGINT, err[-3000:]
+    assert "stopped by SIGINT at epoch 0, step 5" in err and "error: Ctrl-C again" not in err
+    assert (run_dir / "checkpoints" / "last.ckpt").is_file()

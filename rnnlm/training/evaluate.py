@@ -16,6 +16,7 @@ from rnnlm.models.trained import read_checkpoint
 from rnnlm.training.build import build_datamodule, build_trainer, plain
 from rnnlm.training.config_checks import check_eval_config
 from rnnlm.training.lightning_module import LanguageModel
+from rnnlm.training.loggers import finish_runs
 from rnnlm.training.rank_failures import ranks_end_together
 from rnnlm.training.results import overrides
 from rnnlm.training.stop_guard import StopGuard
@@ -34,10 +35,14 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
         datamodule.prepare()
         module = LanguageModel.load_from_checkpoint(cfg.ckpt_path, map_location="cpu", weights_only=True)
         metrics: dict[str, float] = {}
-        with ranks_end_together(trainer):
-            for split in splits:
-                run = trainer.validate if split == "val" else trainer.test
-                metrics.update({k: float(v) for k, v in run(module, datamodule=datamodule, verbose=False)[0].items()})
+        try:
+            with ranks_end_together(trainer):
+                for split in splits:
+                    run = trainer.validate if split == "val" else trainer.test
+                    (logged,) = run(module, datamodule=datamodule, verbose=False)
+                    metrics.update({k: float(v) for k, v in logged.items()})
+        finally:
+            finish_runs(trainer)
     if trainer.is_global_zero:
         results = {
             "overrides": overrides(), "checkpoint": str(Path(cfg.ckpt_path).resolve()), "data": plain(cfg.data),

@@ -6,12 +6,15 @@ from __future__ import annotations
 import logging
 import warnings
 
+# Lightning's product tips, and its note that it did not add a model summary because rnnlm's is there.
+_NOISE = ("💡 Tip", "Trainer already configured with model summary callbacks")
+
 
 def _drop_adverts(record: logging.LogRecord) -> bool:
-    return not str(record.msg).startswith("💡 Tip")
+    return not str(record.msg).startswith(_NOISE)
 
 
-# Lightning prints product tips through its rank-zero loggers.
+# Lightning prints these through its rank-zero loggers.
 for _name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero"):
     logging.getLogger(_name).addFilter(_drop_adverts)
 

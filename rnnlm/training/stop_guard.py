@@ -50,6 +50,27 @@ def _where(thread: threading.Thread) -> str:
     return f"{frame.f_code.co_name} ({Path(frame.f_code.co_filename).name}:{frame.f_lineno})"
 
 
+_active: StopGuard | None = None  # the guard of this process, if one is started
+
+
+def _forget_in_forked_child() -> None:
+    """A forked child (a data-loader worker) inherits the handlers and the wakeup pipe but not the watcher:
+    the terminal's Ctrl-C would reach the worker too and write into the parent's pipe a second Ctrl-C,
+    which quits at once. Children take their signals as before the guard."""
+    guard = _active
+    if guard is None:
+        return
+    try:
+        signal.set_wakeup_fd(-1)
+        for signum, handler in guard._previous.items():
+            signal.signal(signum, handler)
+    except ValueError:  # forked from a thread other than the main one: no handlers to give back there
+        pass
+
+
+os.register_at_fork(after_in_child=_forget_in_forked_child)
+
+
 class StopGuard:
     """The signal handlers and the watcher thread of one process; `graceful` is on while training."""
 
@@ -82,6 +103,8 @@ class StopGuard:
         self._previous_fd = signal.set_wakeup_fd(write, warn_on_full_buffer=False)
         self._thread = threading.Thread(target=self._watch, name="rnnlm-stop-watcher", daemon=True)
         self._thread.start()
+        global _active
+        _active = self
         return self
 
     def stop(self) -> None:
@@ -94,6 +117,8 @@ class StopGuard:
         self._thread.join(timeout=5)
         os.close(self._read)
         self._pid = None
+        global _active
+        _active = None
 
     def __enter__(self) -> StopGuard:
         return self.start()
