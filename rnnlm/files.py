@@ -63,18 +63,24 @@ class WriteError(UserError):
         super().__init__(f"{path} could not be written: {self.cause}; free space there or choose another place.")
 
 
+def _temp_beside(target: Path) -> tuple[int, str]:
+    """A new temporary file in `target`'s folder (made if missing), or the WriteError saying why not."""
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        return tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    except OSError as err:
+        raise WriteError(target, err) from err
+
+
 def check_writable(path: str | os.PathLike) -> None:
     """Fail now, with the reason, if `path` could not be written later (before the work that fills it).
     A temporary file beside it is made and removed, and so are the folders made for it: nothing is left."""
     target = Path(path).expanduser().absolute()
     missing = [p for p in target.parents if not p.exists()]
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+        fd, tmp = _temp_beside(target)
         os.close(fd)
         os.unlink(tmp)
-    except OSError as err:
-        raise WriteError(target, err) from err
     finally:
         for folder in missing:  # deepest first
             try:
@@ -92,11 +98,7 @@ def atomic_open(path: str | os.PathLike, mode: str = "w", fsync: bool = False) -
     `fsync`: flush to disk before the rename (checkpoints: survive a power cut too).
     """
     target = Path(path).expanduser()
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    except OSError as err:
-        raise WriteError(target, err) from err
+    fd, tmp = _temp_beside(target)
     with unfinished(Path(tmp)):
         try:
             with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as f:

@@ -160,7 +160,7 @@ def test_the_readme_lists_the_commands_this_file_reads():
 
 
 @pytest.mark.parametrize("block", range(len(python_blocks())))
-def test_readme_python_block(block, materials, monkeypatch, capsys):
+def test_readme_python_block(block, materials):
     code = python_blocks()[block].replace("path/to/best.ckpt", str(materials.ckpt))
     code = code.replace("path/to/last.ckpt", str(materials.ckpt))
     exec(compile(code, f"README.md python block {block}", "exec"), {})

@@ -97,6 +97,11 @@ def check_training(cfg: DictConfig) -> None:
     clip = trainer.get("gradient_clip_val")
     if clip is not None:
         checks.number("trainer.gradient_clip_val", clip, 0.0, None)
+    check_run(cfg)
+
+
+def check_run(cfg: DictConfig) -> None:
+    """What train.py and eval.py share: the seed and the grace period of a stop."""
     checks.integer("seed", cfg.get("seed"), 0)
     checks.number("interrupt_grace_s", cfg.get("interrupt_grace_s", 30), 0.0, None, low_open=True)
 
@@ -137,8 +142,7 @@ def check_eval_config(cfg: DictConfig) -> None:
     splits = list(cfg.get("splits") or [])
     if not splits or any(s not in ("val", "test") for s in splits):
         raise UserError(f"splits={splits} must name val and/or test, e.g. splits=[test].")
-    checks.integer("seed", cfg.get("seed"), 0)
-    checks.number("interrupt_grace_s", cfg.get("interrupt_grace_s", 30), 0.0, None, low_open=True)
+    check_run(cfg)
 
 
 def check_resume(cfg: DictConfig, checkpoint: dict, path: str) -> None:

@@ -18,7 +18,7 @@ from rnnlm.training.config_checks import check_eval_config
 from rnnlm.training.lightning_module import LanguageModel
 from rnnlm.training.loggers import finish_runs
 from rnnlm.training.rank_failures import ranks_end_together
-from rnnlm.training.results import overrides
+from rnnlm.training.results import overrides, summary_line
 from rnnlm.training.stop_guard import StopGuard
 
 
@@ -50,6 +50,5 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
         }  # fmt: skip
         with atomic_open(Path(trainer.default_root_dir) / "results.json") as f:
             f.write(json.dumps(results, indent=2) + "\n")
-        shown = [f"{s}/ppl {metrics[f'{s}/ppl']:.2f}" for s in splits if f"{s}/ppl" in metrics]
-        print(" | ".join([*shown, f"checkpoint {cfg.ckpt_path}"]), flush=True)
+        print(summary_line(metrics, cfg.ckpt_path, val_label="val/ppl"), flush=True)
     return metrics

@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 import lightning as L
+import torch
 
 from rnnlm.training.stop_guard import StopGuard
 
@@ -79,11 +80,7 @@ class GracefulInterrupt(L.Callback):
             stop = trainer.strategy.reduce_boolean_decision(stop, all=False)
         if not stop:
             return
-        ckpt = trainer.checkpoint_callback
-        folder = (
-            Path(ckpt.dirpath) if ckpt is not None and ckpt.dirpath else Path(trainer.default_root_dir, "checkpoints")
-        )
-        path = folder / "last.ckpt"
+        path = last_checkpoint(trainer)
         trainer.save_checkpoint(path)  # every rank takes part; rank 0 writes
         self.guard.graceful = False
         epoch = trainer.current_epoch if epoch is None else epoch
@@ -98,6 +95,13 @@ class GracefulInterrupt(L.Callback):
         self._stop_if_asked(trainer, epoch=max(trainer.current_epoch - 1, 0))
 
 
+def last_checkpoint(trainer: L.Trainer) -> Path:
+    """Where a stop saves (and a spawned rank's stop is read back from): checkpoints/last.ckpt of the run."""
+    ckpt = trainer.checkpoint_callback
+    folder = ckpt.dirpath if ckpt is not None and ckpt.dirpath else Path(trainer.default_root_dir, "checkpoints")
+    return Path(folder) / "last.ckpt"
+
+
 def resume_command(overrides: list[str], checkpoint: Path) -> str:
     """The command line that continues a run from `checkpoint` with the same settings."""
     kept = [o for o in overrides if not o.startswith(("ckpt_path=", "hydra."))]
@@ -107,10 +111,6 @@ def resume_command(overrides: list[str], checkpoint: Path) -> str:
 
 def interrupted_from_checkpoint(signum: int, trainer: L.Trainer) -> TrainingInterrupted:
     """The report of a stop that happened in other processes (ddp_spawn ranks), read from their checkpoint."""
-    import torch
-
-    ckpt = trainer.checkpoint_callback
-    path = Path(ckpt.dirpath if ckpt is not None and ckpt.dirpath else Path(trainer.default_root_dir, "checkpoints"))
-    path = path / "last.ckpt"
+    path = last_checkpoint(trainer)
     state = torch.load(path, map_location="cpu", weights_only=True, mmap=True) if path.is_file() else {}
     return TrainingInterrupted(signum, path, int(state.get("epoch", 0)), int(state.get("global_step", 0)))

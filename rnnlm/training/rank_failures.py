@@ -4,7 +4,6 @@ and the rank processes Lightning started, which it would otherwise leave running
 
 from __future__ import annotations
 
-import os
 import re
 import signal
 from collections.abc import Iterator
@@ -13,6 +12,7 @@ from contextlib import contextmanager
 from rnnlm.errors import UserError
 from rnnlm.training.checkpoint_io import what_is_kept
 from rnnlm.training.interrupt import interrupted_from_checkpoint
+from rnnlm.training.stop_guard import signal_launched_ranks
 
 # What torch's collectives raise when the other side hung (gloo's timeout, NCCL's watchdog) or went away.
 _TIMED_OUT = re.compile(r"Timed out waiting (\d+)ms|collective operation timeout|Watchdog caught", re.I)
@@ -41,17 +41,6 @@ def collective_failure(err: BaseException, trainer) -> UserError | None:
     )
 
 
-def _end_child_ranks(trainer) -> None:
-    """Lightning leaves the rank processes it started running when this one fails (it only ends them on
-    Ctrl-C): a rank stuck waiting would then outlive the run. End them, as Lightning does on Ctrl-C."""
-    launcher = getattr(trainer.strategy, "launcher", None)
-    for proc in list(getattr(launcher, "procs", None) or []):
-        try:
-            os.kill(proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, TypeError):
-            pass
-
-
 @contextmanager
 def ranks_end_together(trainer) -> Iterator[None]:
     """Around fit and test: a failure in one process ends the whole run, in one sentence where it can."""
@@ -60,7 +49,9 @@ def ranks_end_together(trainer) -> Iterator[None]:
     except SystemExit:
         raise  # a signal's graceful stop: every rank stops at the same step by itself
     except BaseException as err:
-        _end_child_ranks(trainer)
+        # Lightning ends the ranks it started only on Ctrl-C: after any other failure a rank stuck waiting
+        # would outlive the run.
+        signal_launched_ranks(trainer, signal.SIGKILL)
         failure = collective_failure(err, trainer) or _from_spawned(err, trainer)
         if failure is not None:
             raise failure from None if isinstance(failure, SystemExit) else err

@@ -42,6 +42,16 @@ def _name(signum: int) -> str:
     return "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
 
 
+def signal_launched_ranks(trainer: L.Trainer | None, signum: int) -> None:
+    """Send `signum` to the rank processes Lightning started from this process (none elsewhere)."""
+    launcher = getattr(getattr(trainer, "strategy", None), "launcher", None)
+    for proc in list(getattr(launcher, "procs", None) or []):
+        try:
+            os.kill(proc.pid, signum)
+        except (ProcessLookupError, TypeError):
+            pass
+
+
 def _where(thread: threading.Thread) -> str:
     """The innermost Python frame of `thread`: where a stuck main thread waits (C++ below it)."""
     frame = sys._current_frames().get(thread.ident)
@@ -162,20 +172,9 @@ class StopGuard:
                 if first is None:
                     first, deadline = signum, time.monotonic() + self.grace_s
                     if signum == signal.SIGTERM:  # Ctrl-C in a terminal reaches every rank already
-                        self._signal_ranks(signum)
+                        signal_launched_ranks(self.trainer, signum)
                 elif signum == signal.SIGINT:
                     self._exit_now(signum, "Ctrl-C again")
-
-    def _ranks(self) -> list:
-        launcher = getattr(getattr(self.trainer, "strategy", None), "launcher", None)
-        return list(getattr(launcher, "procs", None) or [])  # the rank processes Lightning started from here
-
-    def _signal_ranks(self, signum: int) -> None:
-        for proc in self._ranks():
-            try:
-                os.kill(proc.pid, signum)
-            except (ProcessLookupError, TypeError):
-                pass
 
     def _exit_now(self, signum: int, why: str) -> None:
         where = _where(threading.main_thread())
@@ -184,7 +183,7 @@ class StopGuard:
         )
         os.write(2, message.encode())  # not print(): the blocked main thread may hold sys.stderr's lock
         remove_unfinished()
-        self._signal_ranks(signal.SIGKILL)
+        signal_launched_ranks(self.trainer, signal.SIGKILL)
         for child in multiprocessing.active_children():  # data-loader workers, which may be the stuck ones
             os.kill(child.pid, signal.SIGKILL)
         os._exit(128 + signum)
