@@ -105,7 +105,7 @@ def test_quick_suite_on_tiny_data(tiny_corpus, tmp_path):
     env = {**os.environ, "BENCH_OUT": str(tmp_path / "out")}
     overrides = [f"data.train_path={tiny_corpus['train']}", f"data.val_path={tiny_corpus['val']}",
                  f"data.test_path={tiny_corpus['test']}", "data=text", "data.batch_size=8"]  # fmt: skip
-    sections = ["ceiling", "train", "loss", "quality", "generation", "padding", "gpu"]
+    sections = ["ceiling", "train", "loss", "quality", "stream", "generation", "padding", "gpu"]
     cmd = [sys.executable, "-m", "bench", "--quick", "--only", *sections, *overrides]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=env, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]

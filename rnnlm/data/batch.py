@@ -20,6 +20,7 @@ class Batch(NamedTuple):
     inputs: torch.Tensor  # (batch, time) int64
     targets: torch.Tensor  # (batch, time) int64, <pad> where there is nothing to predict
     num_tokens: int  # non-pad targets: known on the host, so no device sync is needed to count them
+    lr_scale: float = 1.0  # stream mode with variable windows: this step's learning rate factor
 
 
 class SentenceDataset(Dataset):

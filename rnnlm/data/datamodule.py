@@ -1,4 +1,6 @@
-"""SentenceDataModule: source -> tokenizer -> encoded splits (cached on disk) -> bucketed teacher-forcing batches."""
+"""SentenceDataModule: source -> tokenizer -> encoded splits (cached on disk) -> batches, in one of two modes:
+`sentences` (bucketed teacher-forcing batches, state reset per sentence) or `stream` (each split one token
+stream in columns, windows of bptt steps, state carried: rnnlm.data.stream)."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+import numpy as np
 import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader
@@ -18,9 +21,18 @@ from rnnlm.data import cache
 from rnnlm.data.batch import SentenceDataset, keep_batch
 from rnnlm.data.catalog import make_source
 from rnnlm.data.corpus import EncodedSplit, check_lengths, encode_splits
-from rnnlm.data.sampler import BucketBatchSampler, check_batching
+from rnnlm.data.sampler import BucketBatchSampler, ResumableOrder, check_batching
+from rnnlm.data.stream import (
+    StreamWindows,
+    WindowSampler,
+    check_stream_settings,
+    eval_columns,
+    to_stream,
+    train_columns,
+)
 from rnnlm.data.summary import describe
 from rnnlm.data.tokenizer import build_tokenizer, check_tokenizer_settings, special_ids, tokenizer_from_json
+from rnnlm.errors import UserError
 from rnnlm.files import os_cause
 
 log = logging.getLogger(__name__)
@@ -40,8 +52,10 @@ class ResumableLoader(DataLoader):
 def check_data_settings(
     batch_size: int | None = 32, max_tokens: int | None = None, eval_batch_size: int | None = None,
     bucket_width: int = 1, min_len: int = 1, max_len: int | None = None, num_workers: int = 0,
+    mode: str = "sentences", bptt: int = 35, variable_bptt: bool = False,
 ) -> None:  # fmt: skip
     """The batching and filtering settings, checked by their owners (also before any data is read)."""
+    check_stream_settings(mode, bptt, variable_bptt, batch_size, max_tokens, bucket_width)
     check_batching(batch_size, max_tokens, bucket_width)
     checks.integer("data.eval_batch_size", eval_batch_size, optional=True)
     checks.integer("data.num_workers", num_workers, minimum=0)
@@ -52,6 +66,7 @@ class SentenceDataModule(L.LightningDataModule):
     def __init__(
         self,
         source: str = "ptb",
+        mode: str = "sentences",
         tokenizer: dict[str, Any] | None = None,
         tokenizer_json: str | None = None,
         batch_size: int | None = 32,
@@ -61,6 +76,8 @@ class SentenceDataModule(L.LightningDataModule):
         min_len: int = 1,
         max_len: int | None = None,
         num_workers: int = 0,
+        bptt: int = 35,
+        variable_bptt: bool = False,
         seed: int = 0,
         cache_dir: str | None = None,
         **source_args: Any,
@@ -69,7 +86,9 @@ class SentenceDataModule(L.LightningDataModule):
         (from a checkpoint) instead of learning a new one. `source_args` go to the source (paths, ...).
         `cache_dir` keeps encoded corpora between runs (None: encode every time)."""
         super().__init__()
-        check_data_settings(batch_size, max_tokens, eval_batch_size, bucket_width, min_len, max_len, num_workers)
+        check_data_settings(batch_size, max_tokens, eval_batch_size, bucket_width, min_len, max_len, num_workers,
+                            mode, bptt, variable_bptt)  # fmt: skip
+        self.mode, self.bptt, self.variable_bptt = mode, bptt, variable_bptt
         if tokenizer_json is None:
             check_tokenizer_settings(**(tokenizer or {}))
         self.source = make_source(source, seed=seed, **source_args)  # checks paths before anything is read
@@ -175,9 +194,17 @@ class SentenceDataModule(L.LightningDataModule):
         return special_ids(self.tokenizer)
 
     # -- loaders --------------------------------------------------------------------------------------
-    def sampler(self, split: str) -> BucketBatchSampler:
-        train = split == "train"
+    @staticmethod
+    def _ranks() -> tuple[int, int]:
         distributed = dist.is_available() and dist.is_initialized()
+        return (dist.get_world_size(), dist.get_rank()) if distributed else (1, 0)
+
+    def sampler(self, split: str) -> ResumableOrder:
+        """The batch order of a split: sentence ids per batch, or (stream mode) window spans."""
+        if self.mode == "stream":
+            return self._stream(split)[1]
+        train = split == "train"
+        num_replicas, rank = self._ranks()
         # trainer.overfit_batches must see the same batches every epoch: Lightning turns off the shuffling
         # of a sampler, but this is a batch sampler, which shuffles itself.
         overfit = bool(getattr(self.trainer, "overfit_batches", 0))
@@ -188,17 +215,58 @@ class SentenceDataModule(L.LightningDataModule):
             bucket_width=self.bucket_width,
             shuffle=train and not overfit,
             seed=self.seed,
-            num_replicas=dist.get_world_size() if distributed else 1,
-            rank=dist.get_rank() if distributed else 0,
+            num_replicas=num_replicas,
+            rank=rank,
         )
+
+    def stream(self, split: str) -> np.ndarray:
+        """A split as one token stream (sentences in corpus order, each followed by <eos>)."""
+        self.prepare()
+        return to_stream(self.splits[split], self.ids["eos"])
+
+    def check_layout(self, num_replicas: int) -> None:
+        """Stream mode: every split's columns and windows can be made on `num_replicas` processes (checked
+        before training starts, so a bptt or column count that does not fit costs no epoch)."""
+        if self.mode == "stream":
+            for split in self.splits:
+                self._stream(split, num_replicas, 0)
+
+    def _stream(
+        self, split: str, num_replicas: int | None = None, rank: int = 0
+    ) -> tuple[StreamWindows, WindowSampler]:
+        """This rank's columns of a split and the windows over them: training in batch_size columns per
+        rank, evaluation in eval_batch_size columns shared by the ranks (so its numbers do not depend on
+        the number of devices)."""
+        stream = self.stream(split)
+        if num_replicas is None:
+            num_replicas, rank = self._ranks()
+        train = split == "train"
+        if train:
+            columns = train_columns(stream, self.batch_size, num_replicas, rank)
+            if self.bptt > columns.steps:
+                raise UserError(
+                    f"data.bptt={self.bptt} is longer than the training columns ({len(stream)} tokens in "
+                    f"{self.batch_size * num_replicas} columns of {columns.steps} steps): lower data.bptt or "
+                    "data.batch_size."
+                )
+        else:
+            columns = eval_columns(stream, self.eval_batch_size, self.ids["pad"], split, num_replicas, rank)
+        variable = self.variable_bptt and train
+        epoch = getattr(self.trainer, "current_epoch", 0) if variable else 0  # made anew each epoch (see WindowSampler)
+        windows = WindowSampler(columns.steps, self.bptt, variable, self.seed, epoch, num_replicas)
+        return StreamWindows(columns, self.bptt, variable), windows
 
     def _loader(self, split: str) -> DataLoader:
         self.prepare()
-        ids = self.ids
-        dataset = SentenceDataset(self.splits[split], ids["pad"], ids["sos"], ids["eos"])
+        if self.mode == "stream":
+            dataset, order = self._stream(split)
+        else:
+            ids = self.ids
+            dataset = SentenceDataset(self.splits[split], ids["pad"], ids["sos"], ids["eos"])
+            order = self.sampler(split)
         return (ResumableLoader if split == "train" else DataLoader)(
             dataset,
-            batch_sampler=self.sampler(split),
+            batch_sampler=order,
             collate_fn=keep_batch,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,

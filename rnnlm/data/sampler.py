@@ -27,7 +27,63 @@ def check_batching(batch_size: int | None, max_tokens: int | None, bucket_width:
     checks.integer("data.bucket_width", bucket_width)
 
 
-class BucketBatchSampler(Sampler[list[int]]):
+class ResumableOrder(Sampler[list[int]]):
+    """What both batch orders (sentence buckets, stream windows) share: a fixed order per epoch, `set_epoch`
+    as Lightning calls it, and a mid-epoch position that checkpoints save and resumed runs skip to.
+
+    Subclasses give `batches(epoch)` and `layout()`: the settings a saved position is only valid under.
+    """
+
+    def _start_order(self) -> None:
+        self.epoch = 0
+        self.consumed = 0  # batches of this epoch already trained on (set by the training loop)
+        self._resume_at = 0  # where the next __iter__ starts (after load_state_dict)
+
+    def batches(self, epoch: int | None = None) -> list:
+        raise NotImplementedError
+
+    def layout(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def epoch_length(self) -> int:
+        """Batches in the current epoch (len() is the most any epoch has)."""
+        return len(self)
+
+    def _items(self, batch) -> Any:
+        return batch.tolist()
+
+    @property
+    def sampler(self) -> ResumableOrder:
+        """Lightning calls `set_epoch` on a loader's `batch_sampler.sampler` before every epoch (not on the
+        batch sampler itself); pointing it here makes any Trainer reorder this one per epoch."""
+        return self
+
+    def set_epoch(self, epoch: int) -> None:
+        if epoch != self.epoch:
+            self.epoch, self._resume_at, self.consumed = epoch, 0, 0
+
+    def __iter__(self) -> Iterator[Any]:
+        start, self._resume_at = self._resume_at, 0
+        for batch in self.batches()[start:]:
+            yield self._items(batch)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"epoch": self.epoch, "consumed": self.consumed, **self.layout()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for key, value in self.layout().items():
+            if state.get(key) != value:
+                raise UserError(
+                    f"the checkpoint was saved mid-epoch with a different batch order ({key} {state.get(key)} there, "
+                    f"{value} now): resume with the same data, batch and device settings, or from an "
+                    f"end-of-epoch checkpoint."
+                )
+        self.epoch, self.consumed, self._resume_at = state["epoch"], state["consumed"], state["consumed"]
+        if self.consumed >= self.epoch_length():  # saved at the end of an epoch: the next one starts afresh
+            self.epoch, self.consumed, self._resume_at = self.epoch + 1, 0, 0
+
+
+class BucketBatchSampler(ResumableOrder):
     """Sentence ids in batches; `batch_size` sentences a batch, or `max_tokens` padded tokens a batch.
 
     With num_replicas > 1 each rank gets every num_replicas-th batch of one global order, and every rank
@@ -57,9 +113,7 @@ class BucketBatchSampler(Sampler[list[int]]):
         self.batch_size, self.max_tokens, self.bucket_width = batch_size, max_tokens, bucket_width
         self.shuffle, self.seed = shuffle, seed
         self.num_replicas, self.rank = num_replicas, rank
-        self.epoch = 0
-        self.consumed = 0  # batches of this epoch already trained on (set by the training loop)
-        self._resume_at = 0  # where the next __iter__ starts (after load_state_dict)
+        self._start_order()
         # Bucket of a sentence: lengths 1..w -> 0, w+1..2w -> 1, ...
         self.keys = (self.lengths - 1) // bucket_width
         self._num_batches = len(self._global_batches(0, shuffle=False)) // num_replicas
@@ -108,41 +162,9 @@ class BucketBatchSampler(Sampler[list[int]]):
         epoch = self.epoch if epoch is None else epoch
         return self._global_batches(epoch, self.shuffle)[self.rank :: self.num_replicas]
 
-    # -- the Sampler protocol --------------------------------------------------------------------------
-    @property
-    def sampler(self) -> BucketBatchSampler:
-        """Lightning calls `set_epoch` on a loader's `batch_sampler.sampler` before every epoch (not on the
-        batch sampler itself); pointing it here makes any Trainer reshuffle this one per epoch."""
-        return self
-
-    def set_epoch(self, epoch: int) -> None:
-        if epoch != self.epoch:
-            self.epoch, self._resume_at, self.consumed = epoch, 0, 0
-
     def __len__(self) -> int:
         return self._num_batches
 
-    def __iter__(self) -> Iterator[list[int]]:
-        start, self._resume_at = self._resume_at, 0
-        for batch in self.batches()[start:]:
-            yield batch.tolist()
-
-    # -- mid-epoch resume ------------------------------------------------------------------------------
-    def state_dict(self) -> dict[str, Any]:
-        return {
-            "epoch": self.epoch, "consumed": self.consumed, "seed": self.seed, "num_replicas": self.num_replicas,
-            "num_sentences": len(self.lengths), "num_batches": self._num_batches,
-        }  # fmt: skip
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        mine = self.state_dict()
-        for key in ("seed", "num_replicas", "num_sentences", "num_batches"):
-            if state.get(key) != mine[key]:
-                raise UserError(
-                    f"the checkpoint was saved mid-epoch with a different batch order ({key} {state.get(key)} there, "
-                    f"{mine[key]} now): resume with the same data, batch and device settings, or from an "
-                    f"end-of-epoch checkpoint."
-                )
-        self.epoch, self.consumed, self._resume_at = state["epoch"], state["consumed"], state["consumed"]
-        if self.consumed >= self._num_batches:  # saved at the end of an epoch: the next one starts afresh
-            self.epoch, self.consumed, self._resume_at = self.epoch + 1, 0, 0
+    def layout(self) -> dict[str, Any]:
+        return {"seed": self.seed, "num_replicas": self.num_replicas, "num_sentences": len(self.lengths),
+                "num_batches": self._num_batches}  # fmt: skip

@@ -34,7 +34,10 @@ def run(cfg: DictConfig) -> None:
             raise UserError(f"output={cfg.output} could not be written: {err.cause}; choose another path.") from err
     model = load_model(cfg.ckpt_path, cfg.device)
     if cfg.score_path:
-        result = score(model.net, model.tokenizer, read_lines(cfg.score_path, "score_path"), cfg.batch_size)
+        checks.boolean("carry_state", cfg.carry_state)
+        checks.integer("columns", cfg.columns)
+        lines = read_lines(cfg.score_path, "score_path")
+        result = score(model.net, model.tokenizer, lines, cfg.batch_size, model.data_mode, cfg.carry_state, cfg.columns)
         rows = [
             {"text": s, "logprob": float(lp), "tokens": int(n), "ppl": float(p)}
             for s, lp, n, p in zip(result.sentences, result.logprob, result.tokens, result.ppl)
@@ -52,7 +55,7 @@ def run(cfg: DictConfig) -> None:
         strategy=cfg.strategy, max_len=cfg.max_len, temperature=cfg.temperature, top_k=cfg.top_k,
         top_p=cfg.top_p, beam_size=cfg.beam_size, length_penalty=cfg.length_penalty, seed=cfg.seed, bf16=cfg.bf16,
     )  # fmt: skip
-    results = Generator(model.net, model.tokenizer).generate(prompts, cfg.num_samples, gen_cfg)
+    results = Generator(model.net, model.tokenizer, model.data_mode).generate(prompts, cfg.num_samples, gen_cfg)
     if cfg.output:
         _write_jsonl(cfg.output, [r.to_dict() for r in results])
         print(f"wrote {len(results)} results to {cfg.output}")

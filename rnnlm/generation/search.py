@@ -71,24 +71,28 @@ def _select(hidden, index: torch.Tensor):
 class Generator:
     """Text from a network and its tokenizer (rnnlm.models.load_model gives both from a checkpoint)."""
 
-    def __init__(self, net: RNNLanguageModel, tokenizer: Tokenizer) -> None:
+    def __init__(self, net: RNNLanguageModel, tokenizer: Tokenizer, data_mode: str = "sentences") -> None:
+        """`data_mode` is how the network was trained: a stream-trained one read every sentence after an
+        <eos> (never a <sos>), so its prompts start with <eos>."""
         self.net = net.eval()
         self.tok = tokenizer
         self.ids = special_ids(tokenizer)
+        self.start = self.ids["eos" if data_mode == "stream" else "sos"]
         self.device = next(net.parameters()).device
         self.bf16 = False
         self._never = torch.tensor([self.ids["pad"], self.ids["sos"]], device=self.device)
 
     # -- prompts ----------------------------------------------------------------------------------------
     def encode_prompt(self, prompt: str) -> list[int]:
-        """<sos> + the prompt's ids; words outside the vocabulary become <unk> with a warning."""
+        """<sos> (stream-trained: <eos>) + the prompt's ids; words outside the vocabulary become <unk>, with a
+        warning."""
         enc = self.tok.encode(prompt, add_special_tokens=False)
         # enc.tokens shows "<unk>" for unknown words: take the user's words from the offsets.
         words = [prompt[a:b] for a, b in enc.offsets]
         unknown = [w for w, i in zip(words, enc.ids) if i == self.ids["unk"] and w != "<unk>"]
         if unknown:
             log.warning("prompt %r: %s not in the vocabulary, read as <unk>", prompt, ", ".join(unknown))
-        return [self.ids["sos"], *enc.ids]
+        return [self.start, *enc.ids]
 
     def _read_prompts(self, prompts: list[str], copies: int):
         """Read every prompt once, prompts of one length in one batch; return the output-layer inputs at

@@ -32,10 +32,11 @@ class RNNLanguageModel(nn.Module):
         linear_hidden_sizes: Sequence[int] = (),
         tie_weights: bool = False,
         nonlinearity: str = "tanh",
+        init_range: float | None = None,
     ) -> None:
         super().__init__()
         check_model_args(cell, embed_size, hidden_size, num_layers, dropout, linear_hidden_sizes,
-                         tie_weights, nonlinearity)  # fmt: skip
+                         tie_weights, nonlinearity, init_range)  # fmt: skip
         self.cell = cell
         self.embedding = nn.Embedding(vocab_size, embed_size)
         self.drop = nn.Dropout(dropout)
@@ -58,10 +59,16 @@ class RNNLanguageModel(nn.Module):
         self.decoder = nn.Linear(width, vocab_size)
         if tie_weights:
             self.decoder.weight = self.embedding.weight
-        self._init_weights()
+        self._init_weights(init_range)
 
-    def _init_weights(self) -> None:
-        # Small uniform embedding/decoder init as in pytorch/examples' word_language_model.
+    def _init_weights(self, init_range: float | None) -> None:
+        if init_range is not None:
+            # Zaremba et al. 2014: every parameter, biases included, uniform in [-r, r].
+            for p in self.parameters():
+                nn.init.uniform_(p, -init_range, init_range)
+            return
+        # pytorch/examples' word_language_model: small uniform embedding/decoder, the RNN's own default
+        # (uniform in +-1/sqrt(hidden_size)).
         nn.init.uniform_(self.embedding.weight, -0.1, 0.1)
         nn.init.zeros_(self.decoder.bias)
         if self.decoder.weight is not self.embedding.weight:
@@ -87,6 +94,7 @@ def check_model_args(
     linear_hidden_sizes: Sequence[int],
     tie_weights: bool,
     nonlinearity: str,
+    init_range: float | None = None,
 ) -> None:
     """Reject impossible settings with one sentence that says what to change (the one place they are checked)."""
     if cell not in CELLS:
@@ -105,6 +113,8 @@ def check_model_args(
         checks.integer("model.linear_hidden_sizes", size)
     checks.number("model.dropout", dropout, 0.0, 1.0)
     checks.boolean("model.tie_weights", tie_weights)
+    if init_range is not None:
+        checks.number("model.init_range", init_range, 0.0, None, low_open=True)
     last = linear_hidden_sizes[-1] if linear_hidden_sizes else hidden_size
     if tie_weights and last != embed_size:
         source = "the last of model.linear_hidden_sizes" if linear_hidden_sizes else "model.hidden_size"

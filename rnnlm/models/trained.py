@@ -57,6 +57,11 @@ class TrainedModel:
         return special_ids(self.tokenizer)
 
     @property
+    def data_mode(self) -> str:
+        """sentences or stream: how it was trained (checkpoints from before stream mode: sentences)."""
+        return self.hparams.get("data_mode", "sentences")
+
+    @property
     def device(self) -> torch.device:
         return next(self.net.parameters()).device
 

@@ -12,7 +12,7 @@ import lightning as L
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from lightning.pytorch.loggers import WandbLogger
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from rnnlm.cli import user_error
 from rnnlm.data.datamodule import SentenceDataModule
@@ -86,18 +86,23 @@ def build(cfg: DictConfig, guard: StopGuard | None = None) -> tuple[SentenceData
     check_config(cfg)
     check_strategy(cfg.trainer)
     L.seed_everything(cfg.seed, workers=True)
+    if cfg.data.get("mode") == "stream" and cfg.data.get("variable_bptt"):
+        with open_dict(cfg):  # each epoch has its own number of windows: Lightning must read it anew
+            cfg.trainer.reload_dataloaders_every_n_epochs = 1
     resumed = read_checkpoint(cfg.ckpt_path) if cfg.get("ckpt_path") else {}
     if resumed:
         check_resume(cfg, resumed, cfg.ckpt_path)
     datamodule = build_datamodule(cfg, resumed["hyper_parameters"]["tokenizer_json"] if resumed else None)
     trainer = build_trainer(cfg, resumed, guard)
     datamodule.prepare()
+    datamodule.check_layout(trainer.world_size)
     module = LanguageModel(
         tokenizer_json=datamodule.tokenizer_json,
         model=plain(cfg.model),
         optim=plain(cfg.optim),
         scheduler=plain(cfg.get("scheduler")),
         tokenizer_cfg=plain(cfg.tokenizer),
+        data_mode=datamodule.mode,
         **plain(cfg.get("module") or {}),
     )
     hparams = {**plain(cfg), "num_params": module.num_parameters, "vocab_size": datamodule.vocab_size}

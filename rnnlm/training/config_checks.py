@@ -82,15 +82,16 @@ def check_tokenizer(tokenizer: DictConfig) -> None:
 def check_training(cfg: DictConfig) -> None:
     import lightning as L
 
-    from rnnlm.training.lightning_module import LanguageModel
+    from rnnlm.training.lightning_module import LanguageModel, check_loss_average
 
     optim = cfg.get("optim") or {}
     if "lr" in optim:
         checks.number("optim.lr", optim.lr, 0.0, None, low_open=True)
     module = cfg.get("module") or OmegaConf.create({})
     _known("module", module, _params(LanguageModel.__init__, skip=("tokenizer_json", "model", "optim", "scheduler",
-                                                                     "tokenizer_cfg")))  # fmt: skip
+                                                                     "tokenizer_cfg", "data_mode")))  # fmt: skip
     checks.boolean("module.skip_nonfinite", module.get("skip_nonfinite", False))
+    check_loss_average(module.get("loss_average", "tokens"))
     trainer = cfg.trainer
     _known("trainer", trainer, _params(L.Trainer.__init__))
     checks.integer("trainer.max_epochs", trainer.get("max_epochs"), -1, optional=True)
@@ -160,6 +161,13 @@ def check_resume(cfg: DictConfig, checkpoint: dict, path: str) -> None:
         for k, v in saved_tok.items()
         if _plain(cfg.tokenizer.get(k)) != v
     ]
+    saved_mode, mode = hp.get("data_mode", "sentences"), cfg.data.get("mode", "sentences")
+    if saved_mode != mode:
+        raise UserError(
+            f"ckpt_path={path} was trained with data.mode={saved_mode} and this run asks for data.mode={mode}: "
+            f"resume with data.mode={saved_mode}, or start a new run without ckpt_path (its weights can still "
+            "be evaluated either way with eval.py)."
+        )
     if diffs:
         raise UserError(
             f"ckpt_path={path} was trained with other settings than this run asks for: {'; '.join(diffs)}; "

@@ -5,6 +5,7 @@ encoded with the checkpoint's own tokenizer; the numbers go to the terminal, the
 from __future__ import annotations
 
 import json
+import logging
 import time
 from pathlib import Path
 
@@ -21,6 +22,8 @@ from rnnlm.training.rank_failures import ranks_end_together
 from rnnlm.training.results import overrides, summary_line
 from rnnlm.training.stop_guard import StopGuard
 
+log = logging.getLogger("rnnlm")
+
 
 def evaluate(cfg: DictConfig) -> dict[str, float]:
     check_eval_config(cfg)
@@ -33,7 +36,14 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
         trainer = build_trainer(cfg, {}, guard)
         guard.trainer = trainer
         datamodule.prepare()
+        datamodule.check_layout(trainer.world_size)
         module = LanguageModel.load_from_checkpoint(cfg.ckpt_path, map_location="cpu", weights_only=True)
+        trained_mode = module.hparams.get("data_mode", "sentences")
+        if trained_mode != datamodule.mode:
+            log.warning("%s was trained with data.mode=%s and is evaluated here with data.mode=%s; add "
+                        "data.mode=%s for the numbers of its own kind", cfg.ckpt_path, trained_mode,
+                        datamodule.mode, trained_mode)  # fmt: skip
+        module.stream = datamodule.mode == "stream"  # carry the state between windows of the data given here
         metrics: dict[str, float] = {}
         try:
             with ranks_end_together(trainer):

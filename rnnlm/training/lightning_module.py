@@ -1,6 +1,7 @@
 """LanguageModel: the LightningModule that trains an RNNLanguageModel with teacher forcing.
 
-It does the training and nothing else: the forward and the loss, the corpus perplexity of each split,
+It does the training and nothing else: the forward and the loss for the data mode (sentences: state reset
+per batch; stream: the hidden state carried from window to window and detached), the corpus perplexity of each split,
 gradient clipping (and what to do with a nan/inf gradient), the optimizer and scheduler. What a run
 reports and what a resume needs live in callbacks (rnnlm.training.callbacks).
 
@@ -26,6 +27,7 @@ from rnnlm.training.checkpoint_io import what_is_kept
 from rnnlm.training.metrics import CorpusNLL
 
 SPLITS = ("train", "val", "test")
+LOSS_AVERAGES = ("tokens", "sequences")
 log = logging.getLogger("rnnlm")
 
 
@@ -38,8 +40,11 @@ class LanguageModel(L.LightningModule):
         scheduler: dict[str, Any] | None = None,
         tokenizer_cfg: dict[str, Any] | None = None,  # the settings that built it, to check a resume against
         skip_nonfinite: bool = False,  # skip steps whose gradient norm is nan/inf instead of stopping the run
+        loss_average: str = "tokens",  # what the optimised loss divides the summed NLL by: see check_loss_average
+        data_mode: str = "sentences",  # the data module's mode (set by build(), kept so a resume can check it)
     ) -> None:
         super().__init__()
+        check_loss_average(loss_average)
         # The tokenizer JSON is large: keep it in the checkpoint, out of the logger's hparams table.
         self.save_hyperparameters(logger=False)
         self.tokenizer = tokenizer_from_json(tokenizer_json)
@@ -53,30 +58,44 @@ class LanguageModel(L.LightningModule):
         self.skip_nonfinite = skip_nonfinite
         self.skipped_steps = 0
         self._batch_idx = 0
+        self.loss_average, self.stream = loss_average, data_mode == "stream"
+        # Stream mode: each split's carried state; a resumed run's, until its first batch.
+        self._hidden: dict[str, Any] = dict.fromkeys(SPLITS)
+        self._restored_hidden = None
+        self._lr_scale = 1.0
 
     def forward(self, inputs: torch.Tensor, hidden=None):
         return self.net(inputs, hidden)
 
-    def summed_nll(self, batch: Batch) -> torch.Tensor:
-        """Teacher-forced NLL summed over every non-pad target of the batch, in one fused RNN call."""
-        features, _ = self.net.features(batch.inputs)
+    def summed_nll(self, batch: Batch, split: str = "train") -> torch.Tensor:
+        """Teacher-forced NLL summed over every non-pad target of the batch, in one fused RNN call. In stream
+        mode the batch continues the split's previous window: its state goes in, the new one is kept,
+        detached (truncated BPTT; detaching needs no device sync)."""
+        hidden = self._hidden[split] if self.stream else None
+        features, hidden = self.net.features(batch.inputs, hidden)
+        if self.stream:
+            self._hidden[split] = detach(hidden)
         decoder = self.net.decoder
         return linear_cross_entropy(
             features.flatten(0, 1), decoder.weight, decoder.bias, batch.targets.flatten(), self.ids["pad"]
         )
 
     def _step(self, batch: Batch, split: str) -> torch.Tensor:
-        nll = self.summed_nll(batch)
+        """The batch's summed NLL, added to the split's corpus sums."""
+        nll = self.summed_nll(batch, split)
         # A nan/inf batch (stopped or skipped at the gradient check) must not poison the epoch's sums;
         # torch.where keeps this free of a device sync.
         finite = torch.isfinite(nll)
         getattr(self, f"{split}_nll").update(torch.where(finite, nll, 0.0), finite.long() * batch.num_tokens)
-        return nll / batch.num_tokens
+        return nll
 
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
-        loss = self._step(batch, "train")
-        self.log("train/loss", loss, on_step=True, on_epoch=False, prog_bar=True, batch_size=batch.num_tokens)
-        return loss
+        # The optimised loss: the mean per target token, or (loss_average=sequences) the sum over each
+        # sequence's steps averaged over the batch rows.
+        nll = self._step(batch, "train")
+        per_token = nll / batch.num_tokens  # logged per token whatever is optimised, to compare with val/loss
+        self.log("train/loss", per_token, on_step=True, on_epoch=False, prog_bar=True, batch_size=batch.num_tokens)
+        return per_token if self.loss_average == "tokens" else nll / batch.inputs.shape[0]
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
         self._step(batch, "val")
@@ -92,15 +111,50 @@ class LanguageModel(L.LightningModule):
 
     def on_train_batch_start(self, batch: Batch, batch_idx: int) -> None:
         self._batch_idx = batch_idx  # for the divergence message
+        self._lr_scale = batch.lr_scale
+        if self._restored_hidden is not None:
+            # A run resumed mid-epoch goes on from the saved state; one saved at an epoch's end starts afresh.
+            mine = [t[self.global_rank].to(self.device) for t in self._restored_hidden]
+            self._hidden["train"] = (mine[0] if len(mine) == 1 else tuple(mine)) if batch_idx > 0 else None
+            self._restored_hidden = None
+
+    def optimizer_step(self, epoch, batch_idx, optimizer, optimizer_closure=None) -> None:
+        """Variable-length windows (AWD-LSTM) scale this step's learning rate by length / bptt."""
+        if self._lr_scale == 1.0:
+            return super().optimizer_step(epoch, batch_idx, optimizer, optimizer_closure)
+        lrs = [group["lr"] for group in optimizer.param_groups]
+        for group in optimizer.param_groups:
+            group["lr"] *= self._lr_scale
+        try:
+            super().optimizer_step(epoch, batch_idx, optimizer, optimizer_closure)
+        finally:
+            for group, lr in zip(optimizer.param_groups, lrs):
+                group["lr"] = lr
+
+    def on_train_epoch_start(self) -> None:
+        self._hidden["train"] = None
+
+    def on_validation_epoch_start(self) -> None:
+        self._hidden["val"] = None
+
+    def on_test_epoch_start(self) -> None:
+        self._hidden["test"] = None
 
     def on_train_epoch_end(self) -> None:
         self._log_corpus("train")
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["rnnlm_skipped_steps"] = self.skipped_steps
+        hidden = self._hidden["train"]
+        if self.stream and hidden is not None:
+            # Every rank saves here (only rank 0 writes the file): each rank's own state, gathered.
+            parts = (hidden,) if isinstance(hidden, torch.Tensor) else hidden
+            gathered = [self.all_gather(t) if self.trainer.world_size > 1 else t[None] for t in parts]
+            checkpoint["rnnlm_stream_hidden"] = [t.cpu() for t in gathered]
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self.skipped_steps = int(checkpoint.get("rnnlm_skipped_steps", 0))
+        self._restored_hidden = checkpoint.get("rnnlm_stream_hidden")
         state = checkpoint.get("state_dict", {})
         for key, value in self.train_nll.state_dict().items():  # checkpoints from before these sums were kept
             state.setdefault(f"train_nll.{key}", value)
@@ -153,3 +207,15 @@ class LanguageModel(L.LightningModule):
     @property
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters() if p.requires_grad)
+
+
+def detach(hidden: Any) -> Any:
+    return tuple(h.detach() for h in hidden) if isinstance(hidden, tuple) else hidden.detach()
+
+
+def check_loss_average(loss_average: str) -> None:
+    """tokens: the NLL averaged over every target token (pytorch/examples, lr 20); sequences: summed over
+    each sequence's steps and averaged over the batch rows (Zaremba et al. 2014, whose lr 1 is per
+    sequence: the same gradient direction, bptt times larger)."""
+    if loss_average not in LOSS_AVERAGES:
+        raise UserError(f"module.loss_average={loss_average!r} is not known: use tokens or sequences.")

@@ -34,7 +34,8 @@ class SampleText(L.Callback):
         if trainer.sanity_checking or not trainer.is_global_zero or not self.prompts:
             return
         cfg = GenerationConfig(self.strategy, self.max_len, self.temperature, seed=self.seed)
-        results = Generator(pl_module.net, pl_module.tokenizer).generate(self.prompts, 1, cfg)
+        generator = Generator(pl_module.net, pl_module.tokenizer, pl_module.hparams.get("data_mode", "sentences"))
+        results = generator.generate(self.prompts, 1, cfg)
         epoch, step = trainer.current_epoch, trainer.global_step
         lines = [f"{r.prompt} \u00bb {r.text}" for r in results]
         path = Path(trainer.default_root_dir) / "samples.txt"
