@@ -51,6 +51,16 @@ CASES = [
     ("grace-period", T, ["interrupt_grace_s=-1"], 2, "interrupt_grace_s=-1 must be a number in (0.0, inf)."),
     ("skip-nonfinite-type", T, ["module.skip_nonfinite=maybe"], 2,
      "module.skip_nonfinite='maybe' must be true or false."),
+    ("loss-average", T, ["module.loss_average=mean"], 2,
+     "module.loss_average='mean' is not known: use tokens or sequences."),
+    ("init-range", T, ["model.init_range=0"], 2, "model.init_range=0 must be a number in (0.0, inf)."),
+    ("data-mode", T, ["data.mode=streams"], 2, "data.mode='streams' is not a batching mode: use sentences or stream."),
+    ("stream-bptt", T, ["data.mode=stream", "data.bptt=0"], 2, "data.bptt=0 must be a positive integer."),
+    ("stream-max-tokens", T, ["data.mode=stream", "data.max_tokens=512"], 2,
+     "data.max_tokens=512 sizes sentence batches, and data.mode=stream reads columns: set data.max_tokens=null "
+     "and the columns with data.batch_size."),
+    ("stream-bucket-width", T, ["data.mode=stream", "data.bucket_width=4"], 2,
+     "data.bucket_width=4 groups sentences by length, which data.mode=stream does not do: remove it (or set 1)."),
     ("checkpoint-url", T, ["callbacks.model_checkpoint.dirpath=s3://bucket/ckpts"], 2,
      "callbacks.model_checkpoint.dirpath=s3://bucket/ckpts is a URL, and rnnlm reads and writes checkpoints on "
      "local (or mounted) disks only"),
@@ -73,6 +83,9 @@ CASES = [
      "was trained with other settings than this run asks for: model.hidden_size=32 (checkpoint: 16)"),
     ("resume-other-tokenizer", T, ["ckpt_path={ckpt}", "tokenizer=char"], 2,
      "tokenizer.kind='char' (checkpoint: 'word')"),
+    ("resume-other-mode", T, ["ckpt_path={ckpt}", "data.mode=stream"], 2,
+     "ckpt_path={ckpt} was trained with data.mode=sentences and this run asks for data.mode=stream: resume with "
+     "data.mode=sentences, or start a new run without ckpt_path"),
     ("resume-past-max-epochs", T, ["ckpt_path={ckpt}", "trainer.max_epochs=1"], 2,
      "ckpt_path={ckpt} was saved in epoch 2, past trainer.max_epochs=1: set trainer.max_epochs above 2 to train on "
      "from it (or evaluate it with eval.py)."),
@@ -90,7 +103,8 @@ CASES = [
 # fmt: on
 # Caught by the config check itself: the corpus is never read (no cache entry is even started).
 BEFORE_DATA = {c[0] for c in CASES[: [c[0] for c in CASES].index("missing-file")]}
-BEFORE_DATA |= {"resume-other-model", "resume-other-tokenizer", "resume-past-max-epochs", "ckpt-url"}
+BEFORE_DATA |= {"resume-other-model", "resume-other-tokenizer", "resume-other-mode", "resume-past-max-epochs",
+                "ckpt-url"}
 
 
 @pytest.fixture(scope="module")

@@ -16,6 +16,8 @@ def test_ptb_splits_and_vocabulary():
     assert [len(dm.splits[s]) for s in ("train", "val", "test")] == [42068, 3370, 3761]
     assert dm.vocab_size == 10002  # PTB's 10k words (its own <unk> included) + <pad> <sos> <eos>
     assert dm.splits["train"].lengths.sum() == 887521
+    # Stream mode: each sentence + <eos>, the published setups' counts.
+    assert [len(dm.stream(s)) for s in ("train", "val", "test")] == [929_589, 73_760, 82_430]
 
 
 @pytest.mark.slow

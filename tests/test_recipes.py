@@ -1,0 +1,112 @@
+"""The published recipes as experiment files, their schedules, and stream mode with every tokenizer and a
+WikiText-style file. (What the recipes reach on PTB: bench/stream.py, docs/STREAM.md.)"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+import torch
+
+from rnnlm.data import SentenceDataModule
+from rnnlm.training.schedulers import ConstantThenDecay
+from tests.conftest import compose_config, make_sentences, tiny_overrides, train_here
+
+# experiment -> (bptt, hidden, dropout, init_range, tied, lr, loss_average, schedule, epochs, clip)
+RECIPES = {
+    "ptb_stream_small": (35, 200, 0.2, None, False, 20.0, "tokens", ("plateau", 0.25), 40, 0.25),
+    "ptb_stream_small_tied": (35, 200, 0.2, None, True, 20.0, "tokens", ("plateau", 0.25), 40, 0.25),
+    "zaremba_small": (20, 200, 0.0, 0.1, False, 1.0, "sequences", (4, 0.5), 13, 5.0),
+    "zaremba_medium": (35, 650, 0.5, 0.05, False, 1.0, "sequences", (6, 0.8), 39, 5.0),
+    "zaremba_large": (35, 1500, 0.65, 0.04, False, 1.0, "sequences", (14, 1 / 1.15), 55, 10.0),
+}
+
+
+@pytest.mark.parametrize("name", RECIPES)
+def test_each_recipe_composes_to_its_published_settings(name, tmp_path):
+    bptt, hidden, dropout, init, tied, lr, average, schedule, epochs, clip = RECIPES[name]
+    cfg = compose_config(f"experiment={name}", run_dir=tmp_path)
+    assert (cfg.data.mode, cfg.data.bptt, cfg.data.batch_size) == ("stream", bptt, 20)
+    assert cfg.data.eval_batch_size == 10 and cfg.model.cell == "lstm" and cfg.model.num_layers == 2
+    assert (cfg.model.hidden_size, cfg.model.embed_size, cfg.model.dropout) == (hidden, hidden, dropout)
+    assert (cfg.model.init_range, cfg.model.tie_weights) == (init, tied)
+    assert cfg.optim._target_ == "torch.optim.SGD" and cfg.optim.lr == lr and cfg.optim.momentum == 0
+    assert cfg.module.loss_average == average
+    if schedule[0] == "plateau":
+        assert cfg.scheduler._target_.endswith("ReduceLROnPlateau") and cfg.scheduler.factor == schedule[1]
+        assert cfg.scheduler.patience == 0 and cfg.scheduler.threshold == 0
+    else:
+        assert (cfg.scheduler.keep_epochs, cfg.scheduler.decay) == pytest.approx(schedule)
+    assert (cfg.trainer.max_epochs, cfg.trainer.gradient_clip_val) == (epochs, clip)
+    assert cfg.callbacks.early_stopping is None  # a recipe trains all its epochs
+    text = (Path(__file__).parent.parent / "conf" / "experiment" / f"{name}.yaml").read_text()
+    assert "Published" in text  # the source and its number, in the file
+
+
+def test_constant_then_decay_holds_then_multiplies_each_epoch():
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    schedule, lrs = ConstantThenDecay(opt, keep_epochs=4, decay=0.5), []
+    for _ in range(7):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        schedule.step()
+    assert lrs == [1.0, 1.0, 1.0, 1.0, 0.5, 0.25, 0.125]  # Zaremba small: epoch 5 (the fifth) at 0.5
+
+
+def lr_per_epoch(run_dir: Path) -> list[float]:
+    with open(run_dir / "csv" / "metrics.csv") as f:
+        return [float(r["lr-SGD"]) for r in csv.DictReader(f) if r.get("lr-SGD")]
+
+
+def test_a_stream_run_follows_the_schedule_and_resumes_it(tiny_corpus, tmp_path):
+    overrides = [*tiny_overrides(tiny_corpus), "data.mode=stream", "data.bptt=8", "data.batch_size=4",
+                 "data.eval_batch_size=2", "optim=sgd", "optim.lr=1.0", "scheduler=constant_then_decay",
+                 "scheduler.keep_epochs=1", "scheduler.decay=0.5", "callbacks.early_stopping=null"]  # fmt: skip
+    train_here(*overrides, "trainer.max_epochs=3", run_dir=tmp_path / "a")
+    assert lr_per_epoch(tmp_path / "a") == [1.0, 0.5, 0.25]
+    train_here(*overrides, "trainer.max_epochs=4", f"ckpt_path={tmp_path / 'a' / 'checkpoints' / 'last.ckpt'}",
+               run_dir=tmp_path / "b")  # fmt: skip
+    assert lr_per_epoch(tmp_path / "b")[-1] == 0.125
+
+
+def test_plateau_divides_by_four_when_validation_does_not_improve(tiny_corpus, tmp_path):
+    """lr 200 makes the tiny model's validation worse at once: every epoch after the first quarters the lr."""
+    train_here(*tiny_overrides(tiny_corpus), "data.mode=stream", "data.bptt=8", "data.batch_size=4",
+               "data.eval_batch_size=2", "optim=sgd", "optim.lr=200", "scheduler=plateau",
+               "callbacks.early_stopping=null", "trainer.max_epochs=3", "module.skip_nonfinite=true",
+               run_dir=tmp_path)  # fmt: skip
+    lrs = lr_per_epoch(tmp_path)
+    assert lrs[0] == 200 and all(b in (a, a / 4) for a, b in zip(lrs, lrs[1:]))
+
+
+@pytest.mark.parametrize("tokenizer", ["word", "char", "bpe"])
+def test_stream_mode_with_every_tokenizer(tokenizer, tiny_corpus, tmp_path):
+    extra = ["tokenizer.vocab_size=40"] if tokenizer == "bpe" else []
+    got = train_here(*tiny_overrides(tiny_corpus), f"tokenizer={tokenizer}", *extra, "data.mode=stream",
+                     "data.bptt=8", "data.batch_size=4", "data.eval_batch_size=2", "trainer.max_epochs=1",
+                     run_dir=tmp_path)  # fmt: skip
+    assert 1 < got["test/ppl"] < 60
+
+
+def test_a_wikitext_style_file_one_paragraph_per_line_is_one_stream(tmp_path):
+    """WikiText's layout: headings and paragraphs one per line, blank lines between; each line + <eos>."""
+    lines = []
+    for i in range(30):
+        lines += [f" = Section {i} = ", "", " ".join(make_sentences(4, i)) + " .", ""]
+    for split in ("train", "valid", "test"):
+        (tmp_path / f"wiki.{split}.tokens").write_text("\n".join(lines) + "\n")
+    dm = SentenceDataModule(source="text", mode="stream", tokenizer={"kind": "word"}, batch_size=4, eval_batch_size=2,
+                            bptt=8, cache_dir=None, **{f"{s}_path": str(tmp_path / f"wiki.{f}.tokens")
+                                                       for s, f in (("train", "train"), ("val", "valid"),
+                                                                    ("test", "test"))})  # fmt: skip
+    dm.prepare()
+    stream = dm.stream("train")
+    words = sum(len(line.split()) for line in lines if line.strip())
+    assert len(stream) == words + 60  # 30 headings + 30 paragraphs, each with its <eos>
+    assert (stream == dm.ids["eos"]).sum() == 60
+    got = train_here("debug=tiny", "data=text", *[f"data.{s}_path={tmp_path / f'wiki.{f}.tokens'}" for s, f in
+                     (("train", "train"), ("val", "valid"), ("test", "test"))], "data.mode=stream", "data.bptt=8",
+                     "data.batch_size=4", "data.eval_batch_size=2", "trainer.max_epochs=1",
+                     run_dir=tmp_path / "run")  # fmt: skip
+    assert got["test/ppl"] > 1
