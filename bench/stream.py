@@ -1,9 +1,10 @@
 """Stream mode against the published Penn Treebank recipes (all stream-level test perplexity) and plain loops.
 
+    python -m bench --only stream_speed  # ~8 min here: stream tokens/s, rnnlm against a plain loop
     python -m bench --only stream        # ~45 min here: ptb_stream_small 6 epochs (and tied), its first epoch
-                                         # beside a plain PyTorch loop of the recipe, throughput
-    python -m bench --only stream_slow   # ~40 min here: zaremba_small's 13 epochs; medium/large time per epoch
-    python -m bench.stream --quick       # a smoke run on a few windows (numbers not for the docs)
+                                         # beside a plain PyTorch loop of the recipe
+    python -m bench --only stream_slow   # ~50 min here: medium/large time per epoch; zaremba_small's 13 epochs
+    python -m bench.stream --part speed|quality|slow [--quick]   # one part alone, printed, not written
 
 Rows:
   quality/stream/<recipe>/test-ppl   train.py's run of experiment=<recipe>, the best validation checkpoint
@@ -199,18 +200,22 @@ def cost_rows(name: str, batches: int, warmup: int, overrides=()) -> list[Row]:
     ]  # fmt: skip
 
 
+def measure_speed(quick: bool = False, overrides=()) -> list[Row]:
+    """Tokens/s (the machine to itself: the quality runs do not need it, these rows do)."""
+    if quick:
+        return throughput_rows(6, 2, 1, [*overrides, "data.bptt=5"])
+    return throughput_rows(140, 20, 5, overrides)
+
+
 def measure(quick: bool = False, overrides=()) -> list[Row]:
-    """Throughput first (it needs the machine to itself; the long quality runs after it do not)."""
     if quick:
         overrides = [*overrides, "data.bptt=5"]
         cfg = config("experiment=ptb_stream_small", *RECIPE_RUN, *overrides)
         datamodule, _, _ = build(cfg)
         ppl, _ = examples_epoch(datamodule, bptt=5, max_windows=5)
-        rows = throughput_rows(6, 2, 1, overrides)
         small, _ = quality_rows("ptb_stream_small", 1, "ptb_stream_small, quick", None, overrides)
-        return [*rows, *small, Row("quality/stream/quick/plain-val-ppl", "5 windows of the plain recipe: val ppl",
-                                   [ppl], "ppl")]  # fmt: skip
-    speed = throughput_rows(140, 20, 5, overrides)
+        return [*small, Row("quality/stream/quick/plain-val-ppl", "5 windows of the plain recipe: val ppl", [ppl],
+                            "ppl")]  # fmt: skip
     small, got = quality_rows("ptb_stream_small", 6, "ptb_stream_small, 6 epochs", ("<=", 117.61 * 1.03), overrides)
     tied, _ = quality_rows("ptb_stream_small_tied", 6, "ptb_stream_small_tied, 6 epochs", ("<=", 110.44 * 1.03),
                            overrides)  # fmt: skip
@@ -225,22 +230,25 @@ def measure(quick: bool = False, overrides=()) -> list[Row]:
             "ppl", "lower"),
         Row(f"{key}-gap-pct", "|rnnlm - plain| / plain", [100 * abs(first - plain) / plain], "%", "lower", ("<=", 2.0)),
     ]  # fmt: skip
-    return [*speed, *small, *tied, *epoch1]
+    return [*small, *tied, *epoch1]
 
 
 def measure_slow(overrides=()) -> list[Row]:
-    rows, _ = quality_rows("zaremba_small", None, "zaremba_small, 13 epochs", ("<=", 116.0), overrides)
-    return [*rows, *cost_rows("zaremba_small", 60, 10, overrides), *cost_rows("zaremba_medium", 30, 5, overrides),
+    """The larger recipes' cost first (a few timed windows each, on a quiet machine), then zaremba_small."""
+    cost = [*cost_rows("zaremba_small", 60, 10, overrides), *cost_rows("zaremba_medium", 30, 5, overrides),
             *cost_rows("zaremba_large", 12, 2, overrides)]  # fmt: skip
+    rows, _ = quality_rows("zaremba_small", None, "zaremba_small, 13 epochs", ("<=", 116.0), overrides)
+    return [*cost, *rows]
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--slow", action="store_true", help="zaremba_small's full run and the larger models' cost")
+    ap.add_argument("--part", choices=["speed", "quality", "slow"], default="quality")
     args = ap.parse_args()
     print(f"machine: {machine()}\n\n{TABLE_HEADER}", flush=True)
-    for row in measure_slow() if args.slow else measure(args.quick):
+    run = {"speed": lambda: measure_speed(args.quick), "quality": lambda: measure(args.quick), "slow": measure_slow}
+    for row in run[args.part]():
         print(row.markdown(), flush=True)
 
 

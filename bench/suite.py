@@ -83,6 +83,12 @@ def section_quality(plan: Plan, overrides) -> list[Row]:
     return measure(("rnn", "gru", "lstm"), plan.quality_tokens, overrides, save_dir=out_dir() / "models")
 
 
+def section_stream_speed(plan: Plan, overrides) -> list[Row]:
+    from bench.stream import measure_speed
+
+    return measure_speed(quick=plan.repeats == 1, overrides=overrides)
+
+
 def section_stream(plan: Plan, overrides) -> list[Row]:
     from bench.stream import measure
 
@@ -135,7 +141,7 @@ def section_gpu(plan: Plan, overrides) -> list[Row]:
 SECTIONS: dict[str, Callable] = {
     "ceiling": section_ceiling, "train": section_train, "loss": section_loss, "quality": section_quality,
     "generation": section_generation, "padding": section_padding, "data": section_data, "gpu": section_gpu,
-    "stream": section_stream, "stream_slow": section_stream_slow,
+    "stream_speed": section_stream_speed, "stream": section_stream, "stream_slow": section_stream_slow,
 }  # fmt: skip
 # What `python -m bench` runs without --only: stream_slow (zaremba_small's 13 epochs, ~40 min here) only on request.
 DEFAULT = [name for name in SECTIONS if name != "stream_slow"]

@@ -105,7 +105,7 @@ def test_quick_suite_on_tiny_data(tiny_corpus, tmp_path):
     env = {**os.environ, "BENCH_OUT": str(tmp_path / "out")}
     overrides = [f"data.train_path={tiny_corpus['train']}", f"data.val_path={tiny_corpus['val']}",
                  f"data.test_path={tiny_corpus['test']}", "data=text", "data.batch_size=8"]  # fmt: skip
-    sections = ["ceiling", "train", "loss", "quality", "stream", "generation", "padding", "gpu"]
+    sections = ["ceiling", "train", "loss", "quality", "stream_speed", "stream", "generation", "padding", "gpu"]
     cmd = [sys.executable, "-m", "bench", "--quick", "--only", *sections, *overrides]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=env, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -118,6 +118,8 @@ def test_quick_suite_on_tiny_data(tiny_corpus, tmp_path):
     assert {"quality/lstm-2x200/bf16/val-ppl", "quality/lstm-2x200/fp32/val-ppl-seed-1"} <= keys
     assert {"train/cpu/lstm-2x200/fp32/rnnlm-vs-stream", "train/cpu/lstm-2x200/bf16/rnnlm-vs-fp32-stream"} <= keys
     assert {"train/cpu/lstm-2x200/fp32/stream", "generation/beam-5", "ceiling/cpu/matmul-bf16"} <= keys
+    assert {"train/cpu/lstm-2x200/fp32/stream-rnnlm-vs-plain", "quality/stream/ptb_stream_small/1ep-test-ppl",
+            "quality/stream/quick/plain-val-ppl"} <= keys  # fmt: skip
     for prec in ("fp32", "bf16"):
         assert {f"loss/cpu/{prec}/{k}" for k in ("rnnlm", "torch", "torch-chunked", "torch-vs-rnnlm", "step-rnnlm",
                                                  "step-torch", "step-rnnlm-vs-torch")} <= keys  # fmt: skip

@@ -25,6 +25,7 @@ from rnnlm.models.loss import linear_cross_entropy
 from rnnlm.models.rnn_lm import RNNLanguageModel
 from rnnlm.training.checkpoint_io import what_is_kept
 from rnnlm.training.metrics import CorpusNLL
+from rnnlm.training.step_logging import log_this_step
 
 SPLITS = ("train", "val", "test")
 LOSS_AVERAGES = ("tokens", "sequences")
@@ -94,7 +95,8 @@ class LanguageModel(L.LightningModule):
         # sequence's steps averaged over the batch rows.
         nll = self._step(batch, "train")
         per_token = nll / batch.num_tokens  # logged per token whatever is optimised, to compare with val/loss
-        self.log("train/loss", per_token, on_step=True, on_epoch=False, prog_bar=True, batch_size=batch.num_tokens)
+        if log_this_step(self.trainer, batch_idx):
+            self.log("train/loss", per_token, on_step=True, on_epoch=False, prog_bar=True, batch_size=batch.num_tokens)
         return per_token if self.loss_average == "tokens" else nll / batch.inputs.shape[0]
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
@@ -171,7 +173,8 @@ class LanguageModel(L.LightningModule):
             return super().configure_gradient_clipping(optimizer, gradient_clip_val, gradient_clip_algorithm)
         params = [p for p in self.parameters() if p.grad is not None]
         norm = torch.nn.utils.get_total_norm([p.grad for p in params])
-        self.log("train/grad_norm", norm, on_step=True, on_epoch=False)
+        if log_this_step(self.trainer, self._batch_idx):
+            self.log("train/grad_norm", norm, on_step=True, on_epoch=False)
         # fp16's loss scaler expects inf gradients now and then and skips those steps itself.
         scaled = getattr(self.trainer.precision_plugin, "scaler", None) is not None
         if not scaled and not torch.isfinite(norm):  # after DDP's all-reduce: every rank decides alike

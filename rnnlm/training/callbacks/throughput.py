@@ -8,6 +8,8 @@ import lightning as L
 import torch
 import torch.distributed as dist
 
+from rnnlm.training.step_logging import log_this_step
+
 
 class TokenThroughput(L.Callback):
     """Target tokens per second of training, on the progress bar (`tok/s`) and logged per epoch.
@@ -35,8 +37,9 @@ class TokenThroughput(L.Callback):
         self.seconds += now - self._last
         self._last = now
         self.tokens += batch.num_tokens
-        pl_module.log("tok/s", self.tokens / self.seconds, on_step=True, on_epoch=False, prog_bar=self.prog_bar,
-                      logger=False)  # fmt: skip
+        if log_this_step(trainer, batch_idx):
+            pl_module.log("tok/s", self.tokens / self.seconds, on_step=True, on_epoch=False, prog_bar=self.prog_bar,
+                          logger=False)  # fmt: skip
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
         # Every rank runs this hook at the same point, so the collectives below are matched on every rank.
