@@ -100,17 +100,18 @@ def train_columns(stream: np.ndarray, batch_size: int, num_replicas: int = 1, ra
     return Columns(inputs, targets, np.arange(steps + 1) * batch_size)
 
 
-def eval_columns(stream: np.ndarray, columns: int, pad: int, split: str, num_replicas: int = 1,
-                 rank: int = 0) -> Columns:  # fmt: skip
+def eval_columns(stream: np.ndarray, columns: int, pad: int, split: str, num_replicas: int = 1, rank: int = 0,
+                 key: str = "data.eval_batch_size") -> Columns:  # fmt: skip
+    """`key` names the setting that gave `columns` in the messages (generate.py's is `columns`)."""
     pairs = len(stream) - 1
     if columns > pairs:
         raise UserError(
-            f"data.eval_batch_size={columns} columns is more than the {split} stream's {pairs} scored tokens: "
-            f"lower data.eval_batch_size (10 or 1 are the usual choices)."
+            f"{key}={columns} columns is more than the {split} stream's {pairs} scored tokens: "
+            f"lower {key} (10 or 1 are the usual choices)."
         )
     if columns % num_replicas:
         raise UserError(
-            f"data.eval_batch_size={columns} evaluation columns cannot be shared evenly by {num_replicas} "
+            f"{key}={columns} evaluation columns cannot be shared evenly by {num_replicas} "
             f"processes: make it a multiple of {num_replicas}."
         )
     sizes = np.full(columns, pairs // columns)

@@ -77,7 +77,7 @@ def _score_stream(net: RNNLanguageModel, split: EncodedSplit, sentences: list[st
     stream = to_stream(split, ids["eos"])
     if len(stream) < 2:
         raise UserError("carry_state=true scores every token after the first: give more than one token to score.")
-    c = eval_columns(stream, columns, ids["pad"], "score_path")
+    c = eval_columns(stream, columns, ids["pad"], "score_path", key="columns")
     device = next(net.parameters()).device
     nll, hidden = np.zeros(c.inputs.shape, dtype=np.float64), None
     for start in range(0, c.steps, WINDOW):
