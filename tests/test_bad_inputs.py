@@ -103,8 +103,13 @@ CASES = [
 # fmt: on
 # Caught by the config check itself: the corpus is never read (no cache entry is even started).
 BEFORE_DATA = {c[0] for c in CASES[: [c[0] for c in CASES].index("missing-file")]}
-BEFORE_DATA |= {"resume-other-model", "resume-other-tokenizer", "resume-other-mode", "resume-past-max-epochs",
-                "ckpt-url"}
+BEFORE_DATA |= {
+    "resume-other-model",
+    "resume-other-tokenizer",
+    "resume-other-mode",
+    "resume-past-max-epochs",
+    "ckpt-url",
+}
 
 
 @pytest.fixture(scope="module")
