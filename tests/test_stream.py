@@ -1,13 +1,13 @@
 """Stream mode (data.mode=stream): one token stream per split, columns, truncated BPTT with the hidden state
-carried; evaluation that scores every token once; variable windows; exact resume; DDP columns per rank.
-
-Runs are in-process on the tiny corpus; the DDP run is two real gloo processes (`trainer=ddp_cpu`).
+carried; evaluation that scores every token once; variable windows; exact resume. Runs are in-process on the
+tiny corpus; DDP (columns per rank, two real gloo processes): tests/test_stream_ddp.py.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import re
 import signal
 from pathlib import Path
 
@@ -25,7 +25,7 @@ from rnnlm.generation import Generator, load_model, score
 from rnnlm.training.build import build
 from rnnlm.training.interrupt import TrainingInterrupted
 from rnnlm.training.lightning_module import LanguageModel
-from tests.conftest import compose_config, run_train, tiny_overrides, train_here
+from tests.conftest import compose_config, tiny_overrides, train_here
 from tests.test_resume import signal_at
 
 STREAM = ["data.mode=stream", "data.bptt=8", "data.batch_size=4", "data.eval_batch_size=2"]
@@ -217,54 +217,6 @@ def test_without_the_saved_state_the_resumed_run_would_differ(tiny_corpus, tmp_p
     assert results(tmp_path / "b")["metrics"]["val/ppl"] != pytest.approx(uninterrupted["metrics"]["val/ppl"], rel=1e-6)
 
 
-# -- DDP ---------------------------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def ddp_stream(tiny_corpus, tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("ddp_stream")
-    run_dir, seen = tmp / "run", tmp / "seen"
-    # No dropout: under DDP every rank resumes with rank 0's random state (docs/RELIABILITY.md), and the slow
-    # resume test below compares with this run.
-    run_train(*stream_overrides(tiny_corpus, "model.dropout=0"), f"hydra.run.dir={run_dir}", "trainer=ddp_cpu",
-              "+callbacks.record._target_=tests.apps.record_windows.RecordWindows", f"+callbacks.record.out={seen}",
-              "+callbacks.record.save_at_step=5", cwd=tmp, timeout=120)  # fmt: skip
-    return run_dir, seen
-
-
-def test_each_ddp_rank_trains_on_its_own_contiguous_columns(ddp_stream, tiny_corpus):
-    run_dir, seen = ddp_stream
-    dm = datamodule(tiny_corpus, run_dir / "checkpoints" / "last.ckpt")
-    everything = train_columns(dm.stream("train"), batch_size=4, num_replicas=2, rank=0)
-    for rank in (0, 1):
-        windows = json.loads((seen / f"rank{rank}_epoch0.json").read_text())
-        mine = np.concatenate([np.array(w) for w in windows], axis=1)
-        expected = train_columns(dm.stream("train"), 4, 2, rank).inputs.numpy()
-        assert (mine == expected).all() and mine.shape[0] == 4
-    assert everything.inputs.shape[1] == mine.shape[1]
-
-
-def test_ddp_stream_perplexity_equals_a_single_process_evaluation(ddp_stream, tiny_corpus):
-    run_dir, seen = ddp_stream
-    res = results(run_dir)
-    module = LanguageModel.load_from_checkpoint(res["best_checkpoint"], map_location="cpu")
-    trainer = L.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False)
-    dm = datamodule(tiny_corpus, res["best_checkpoint"])
-    assert trainer.test(module, datamodule=dm, verbose=False)[0]["test/ppl"] == pytest.approx(
-        res["metrics"]["test/ppl"], rel=1e-5
-    )
-    h, c = torch.load(seen / "mid.ckpt", map_location="cpu", weights_only=True)["rnnlm_stream_hidden"]
-    assert h.shape == (2, 2, 4, 16) and not torch.equal(h[0], h[1])  # each rank's own state, both saved
-
-
-@pytest.mark.slow
-def test_ddp_stream_resumes_mid_epoch_exactly(ddp_stream, tiny_corpus, tmp_path):
-    run_dir, seen = ddp_stream
-    resumed = tmp_path / "resumed"
-    run_train(*stream_overrides(tiny_corpus, "model.dropout=0"), f"hydra.run.dir={resumed}", "trainer=ddp_cpu",
-              f"ckpt_path={seen / 'mid.ckpt'}", cwd=tmp_path, timeout=120)  # fmt: skip
-    for key in ("val/ppl", "test/ppl", "train/ppl"):
-        assert results(resumed)["metrics"][key] == pytest.approx(results(run_dir)["metrics"][key], rel=1e-6), key
-
-
 # -- generation, eval.py and mistakes ----------------------------------------------------------------------
 def test_a_stream_model_generates_from_eos_and_eval_py_reproduces_its_test_ppl(stream_run, tiny_corpus, caplog):
     from rnnlm.training.evaluate import evaluate
@@ -291,7 +243,7 @@ def test_a_stream_model_generates_from_eos_and_eval_py_reproduces_its_test_ppl(s
     (["model.init_range=-0.1"], "model.init_range=-0.1 must be a number in (0.0, inf)."),
 ])  # fmt: skip
 def test_a_stream_setting_that_does_not_fit_is_one_sentence_before_training(extra, message, tiny_corpus, tmp_path):
-    with pytest.raises(UserError, match=message.replace("(", r"\(").replace(")", r"\)").replace(".", r"\.")):
+    with pytest.raises(UserError, match=re.escape(message)):
         train_here(*stream_overrides(tiny_corpus), *extra, run_dir=tmp_path)
     assert not (tmp_path / "checkpoints").exists()
 

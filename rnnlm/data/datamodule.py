@@ -102,6 +102,7 @@ class SentenceDataModule(L.LightningDataModule):
         self.cache_dir = Path(cache_dir).expanduser() if cache_dir else None
         self.tokenizer = None
         self.splits: dict[str, EncodedSplit] | None = None
+        self._streams: dict[str, np.ndarray] = {}  # stream mode: each split joined once, for every loader
         self.meta: dict[str, Any] = {}
 
     # -- building -------------------------------------------------------------------------------------
@@ -220,9 +221,11 @@ class SentenceDataModule(L.LightningDataModule):
         )
 
     def stream(self, split: str) -> np.ndarray:
-        """A split as one token stream (sentences in corpus order, each followed by <eos>)."""
+        """A split as one token stream (sentences in corpus order, each followed by <eos>), joined once."""
         self.prepare()
-        return to_stream(self.splits[split], self.ids["eos"])
+        if split not in self._streams:
+            self._streams[split] = to_stream(self.splits[split], self.ids["eos"])
+        return self._streams[split]
 
     def check_layout(self, num_replicas: int) -> None:
         """Stream mode: every split's columns and windows can be made on `num_replicas` processes (checked
