@@ -45,7 +45,7 @@ def ceiling_rows(repeats: int, device: str = "cpu", seconds: float = 1.0) -> lis
 
 
 def training_flops_per_token(
-    cell: str, embed_size: int, hidden_size: int, num_layers: int, vocab_size: int,
+    cell: str, embed_size: int, hidden_size: int | Sequence[int], num_layers: int, vocab_size: int,
     linear_hidden_sizes: Sequence[int] = (), **_: object,
 ) -> float:  # fmt: skip
     """Matrix-product FLOPs of one training token: forward x 3 (the backward does two products per one).
@@ -54,9 +54,9 @@ def training_flops_per_token(
     layer (2 x width x vocabulary); element-wise work (activations, softmax, dropout) is left out.
     """
     forward, width = 0, embed_size
-    for _ in range(num_layers):
-        forward += GATES[cell] * 2 * hidden_size * (width + hidden_size)
-        width = hidden_size
+    for size in [hidden_size] * num_layers if isinstance(hidden_size, int) else hidden_size:
+        forward += GATES[cell] * 2 * size * (width + size)
+        width = size
     for size in linear_hidden_sizes:
         forward += 2 * width * size
         width = size

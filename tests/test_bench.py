@@ -97,6 +97,9 @@ def test_flops_per_token():
     # LSTM 2x200, 10,002 words: 4 gates x 2 x 200 x 400 per layer, x2 layers, + 2 x 200 x 10,002; x3 for training
     assert training_flops_per_token("lstm", 200, 200, 2, 10002) == 3 * (2 * 4 * 2 * 200 * 400 + 2 * 200 * 10002)
     assert training_flops_per_token("gru", 10, 20, 1, 100, [30]) == 3 * (3 * 2 * 20 * 30 + 2 * 20 * 30 + 2 * 30 * 100)
+    # One size per layer (AWD-LSTM's 1150-1150-400 on a 400 embedding)
+    awd = 4 * 2 * (1150 * 1550 + 1150 * 2300 + 400 * 1550) + 2 * 400 * 10000
+    assert training_flops_per_token("lstm", 400, [1150, 1150, 400], 3, 10000) == 3 * awd
 
 
 @pytest.mark.slow
@@ -105,7 +108,8 @@ def test_quick_suite_on_tiny_data(tiny_corpus, tmp_path):
     env = {**os.environ, "BENCH_OUT": str(tmp_path / "out")}
     overrides = [f"data.train_path={tiny_corpus['train']}", f"data.val_path={tiny_corpus['val']}",
                  f"data.test_path={tiny_corpus['test']}", "data=text", "data.batch_size=8"]  # fmt: skip
-    sections = ["ceiling", "train", "loss", "quality", "stream_speed", "stream", "generation", "padding", "gpu"]
+    sections = ["ceiling", "train", "loss", "quality", "stream_speed", "stream", "awd_speed", "generation", "padding",
+                "gpu"]  # fmt: skip
     cmd = [sys.executable, "-m", "bench", "--quick", "--only", *sections, *overrides]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=env, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -120,6 +124,8 @@ def test_quick_suite_on_tiny_data(tiny_corpus, tmp_path):
     assert {"train/cpu/lstm-2x200/fp32/stream", "generation/beam-5", "ceiling/cpu/matmul-bf16"} <= keys
     assert {"train/cpu/lstm-2x200/fp32/stream-rnnlm-vs-plain", "quality/stream/ptb_stream_small/1ep-test-ppl",
             "quality/stream/quick/plain-val-ppl"} <= keys  # fmt: skip
+    assert {f"train/cpu/awd/{k}" for k in ("locked", "weight-drop", "bf16", "batch64", "weight-drop-vs-none",
+                                           "bf16-vs-fp32-peer")} <= keys  # fmt: skip
     for prec in ("fp32", "bf16"):
         assert {f"loss/cpu/{prec}/{k}" for k in ("rnnlm", "torch", "torch-chunked", "torch-vs-rnnlm", "step-rnnlm",
                                                  "step-torch", "step-rnnlm-vs-torch")} <= keys  # fmt: skip

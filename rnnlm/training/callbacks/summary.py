@@ -31,7 +31,7 @@ class ParameterSummary(ModelSummary):
         tied = net.decoder.weight is net.embedding.weight
         rows = [
             ("embedding", f"{net.embedding.num_embeddings:,} x {net.embedding.embedding_dim}", _count(net.embedding)),
-            ("rnn", f"{net.cell} {cfg.get('num_layers', 2)} x {cfg.get('hidden_size', 200)}", _count(net.rnn)),
+            ("rnn", _rnn_shape(net.cell, cfg.get("num_layers", 2), cfg.get("hidden_size", 200)), _count(net.rnn)),
         ]
         if len(net.head):
             rows.append(("head", " -> ".join(str(s) for s in cfg.get("linear_hidden_sizes", [])), _count(net.head)))
@@ -40,3 +40,8 @@ class ParameterSummary(ModelSummary):
         rows.append(("decoder", shape, decoder))
         for name, shape, count in rows:
             log.info("  %-9s %-32s %12s", name, shape, f"{count:,}")
+
+
+def _rnn_shape(cell: str, layers: int, size) -> str:
+    """lstm 2 x 200, or lstm 1150-1150-400 for one size per layer."""
+    return f"{cell} {layers} x {size}" if isinstance(size, int) else f"{cell} {'-'.join(str(s) for s in size)}"
