@@ -28,21 +28,21 @@ def check_local(key: str, path: str | Path) -> None:
         )
 
 
-def read_checkpoint(path: str | Path) -> dict[str, Any]:
-    check_local("ckpt_path", path)
+def read_checkpoint(path: str | Path, key: str = "ckpt_path") -> dict[str, Any]:
+    check_local(key, path)
     p = Path(path).expanduser()
     if not p.is_file():
-        raise UserError(f"ckpt_path={path} is not a file: give the path of a .ckpt written by rnnlm.")
+        raise UserError(f"{key}={path} is not a file: give the path of a .ckpt written by rnnlm.")
     try:
         # mmap: only the hyperparameters are needed here; tensors stay on disk until touched.
         ckpt = torch.load(p, map_location="cpu", weights_only=True, mmap=True)
     except Exception as err:
         raise UserError(
-            f"ckpt_path={path} could not be read as a checkpoint ({type(err).__name__}): "
+            f"{key}={path} could not be read as a checkpoint ({type(err).__name__}): "
             "is the file complete and written by rnnlm?"
         ) from err
     if "tokenizer_json" not in ckpt.get("hyper_parameters", {}):
-        raise UserError(f"ckpt_path={path} was not written by rnnlm (it carries no tokenizer): use an rnnlm .ckpt.")
+        raise UserError(f"{key}={path} was not written by rnnlm (it carries no tokenizer): use an rnnlm .ckpt.")
     return ckpt
 
 

@@ -21,7 +21,7 @@ from rnnlm.models.trained import read_checkpoint
 from rnnlm.training import quiet  # noqa: F401  (library noise filtered before anything is built)
 from rnnlm.training.callbacks import EpochSummary, RandomState, SamplerPosition
 from rnnlm.training.checkpoint_io import AtomicCheckpointIO
-from rnnlm.training.config_checks import check_config, check_resume
+from rnnlm.training.config_checks import check_config, check_resume, check_same_model
 from rnnlm.training.ddp import SpawnedLogging, check_strategy, strategy_from_config
 from rnnlm.training.interrupt import GracefulInterrupt
 from rnnlm.training.lightning_module import LanguageModel
@@ -92,7 +92,9 @@ def build(cfg: DictConfig, guard: StopGuard | None = None) -> tuple[SentenceData
     resumed = read_checkpoint(cfg.ckpt_path) if cfg.get("ckpt_path") else {}
     if resumed:
         check_resume(cfg, resumed, cfg.ckpt_path)
-    datamodule = build_datamodule(cfg, resumed["hyper_parameters"]["tokenizer_json"] if resumed else None)
+    initial = _initial_weights(cfg) if not resumed else {}
+    source = resumed or initial  # whose tokenizer encodes the data
+    datamodule = build_datamodule(cfg, source["hyper_parameters"]["tokenizer_json"] if source else None)
     trainer = build_trainer(cfg, resumed, guard)
     datamodule.prepare()
     datamodule.check_layout(trainer.world_size)
@@ -105,7 +107,23 @@ def build(cfg: DictConfig, guard: StopGuard | None = None) -> tuple[SentenceData
         data_mode=datamodule.mode,
         **plain(cfg.get("module") or {}),
     )
+    if initial:
+        module.net.load_state_dict(
+            {k.removeprefix("net."): v for k, v in initial["state_dict"].items() if k.startswith("net.")}
+        )
     hparams = {**plain(cfg), "num_params": module.num_parameters, "vocab_size": datamodule.vocab_size}
     for lg in trainer.loggers:
         lg.log_hyperparams(hparams)
     return datamodule, module, trainer
+
+
+def _initial_weights(cfg: DictConfig) -> dict:
+    """`init_from=CKPT`: a new run (fresh optimizer, epoch 0) that starts from that checkpoint's weights (its
+    averaged ones, if it averaged) and its tokenizer: AWD-LSTM's fine-tuning stage, or any warm start."""
+    if not cfg.get("init_from"):
+        return {}
+    checkpoint = read_checkpoint(cfg.init_from, key="init_from")
+    check_same_model(
+        cfg, checkpoint, f"init_from={cfg.init_from}", "start from it with the checkpoint's model settings"
+    )
+    return checkpoint

@@ -23,8 +23,10 @@ from rnnlm.errors import UserError
 from rnnlm.files import WriteError, check_writable
 from rnnlm.models.trained import check_local
 
-# Keys that decide the shapes (or meaning) of a checkpoint's weights; dropout may change on resuming.
-STRUCTURAL = ("cell", "embed_size", "hidden_size", "num_layers", "linear_hidden_sizes", "tie_weights", "nonlinearity")
+# Keys that decide the shapes (or meaning) of a checkpoint's weights; dropout rates may change on resuming.
+# locked_dropout is one of them: it runs the layers one by one (RNNStack), whose weights are named per layer.
+STRUCTURAL = ("cell", "embed_size", "hidden_size", "num_layers", "linear_hidden_sizes", "tie_weights", "nonlinearity",
+              "locked_dropout")  # fmt: skip
 
 
 def _params(fn: Callable, skip: Iterable[str] = ()) -> set[str]:
@@ -82,7 +84,8 @@ def check_tokenizer(tokenizer: DictConfig) -> None:
 def check_training(cfg: DictConfig) -> None:
     import lightning as L
 
-    from rnnlm.training.lightning_module import LanguageModel, check_loss_average
+    from rnnlm.training.averaging import check_averaging
+    from rnnlm.training.lightning_module import LanguageModel, check_loss_average, check_penalties
 
     optim = cfg.get("optim") or {}
     if "lr" in optim:
@@ -92,12 +95,21 @@ def check_training(cfg: DictConfig) -> None:
                                                                      "tokenizer_cfg", "data_mode")))  # fmt: skip
     checks.boolean("module.skip_nonfinite", module.get("skip_nonfinite", False))
     check_loss_average(module.get("loss_average", "tokens"))
+    check_penalties(module.get("ar", 0.0), module.get("tar", 0.0))
+    averaging = module.get("averaging") or OmegaConf.create({})
+    _known("module.averaging", averaging, _params(check_averaging, skip=("optimizer",)))
+    check_averaging(**OmegaConf.to_container(averaging, resolve=True), optimizer=optim.get("_target_"))
     trainer = cfg.trainer
     _known("trainer", trainer, _params(L.Trainer.__init__))
     checks.integer("trainer.max_epochs", trainer.get("max_epochs"), -1, optional=True)
     clip = trainer.get("gradient_clip_val")
     if clip is not None:
         checks.number("trainer.gradient_clip_val", clip, 0.0, None)
+    if cfg.get("init_from") and cfg.get("ckpt_path"):
+        raise UserError(
+            "init_from and ckpt_path were both given: ckpt_path resumes a run where it stopped, init_from starts "
+            "a new run from a checkpoint's weights; keep one."
+        )
     check_run(cfg)
 
 
@@ -146,8 +158,8 @@ def check_eval_config(cfg: DictConfig) -> None:
     check_run(cfg)
 
 
-def check_resume(cfg: DictConfig, checkpoint: dict, path: str) -> None:
-    """The model and tokenizer a resumed run asks for must be the checkpoint's."""
+def _differences(cfg: DictConfig, checkpoint: dict) -> list[str]:
+    """The structural model settings and tokenizer settings in which cfg differs from the checkpoint's."""
     hp = checkpoint.get("hyper_parameters", {})
     saved_model = hp.get("model") or {}
     diffs = [
@@ -156,11 +168,24 @@ def check_resume(cfg: DictConfig, checkpoint: dict, path: str) -> None:
         if k in saved_model and _plain(cfg.model.get(k)) != saved_model[k]
     ]
     saved_tok = hp.get("tokenizer_cfg") or {}
-    diffs += [
+    return diffs + [
         f"tokenizer.{k}={cfg.tokenizer.get(k)!r} (checkpoint: {v!r})"
         for k, v in saved_tok.items()
         if _plain(cfg.tokenizer.get(k)) != v
     ]
+
+
+def check_same_model(cfg: DictConfig, checkpoint: dict, what: str, fix: str) -> None:
+    """init_from: the weights must fit the model this run builds."""
+    diffs = _differences(cfg, checkpoint)
+    if diffs:
+        raise UserError(f"{what} was trained with other settings than this run asks for: {'; '.join(diffs)}; {fix}.")
+
+
+def check_resume(cfg: DictConfig, checkpoint: dict, path: str) -> None:
+    """The model and tokenizer a resumed run asks for must be the checkpoint's."""
+    hp = checkpoint.get("hyper_parameters", {})
+    diffs = _differences(cfg, checkpoint)
     saved_mode, mode = hp.get("data_mode", "sentences"), cfg.data.get("mode", "sentences")
     if saved_mode != mode:
         raise UserError(
