@@ -84,7 +84,8 @@ class Row:
     def markdown(self) -> str:
         lo, hi = min(self.values), max(self.values)
         spread = f"{number(lo)}-{number(hi)}" if len(self.values) > 1 else "one run"
-        return f"| {self.key} | {self.what} | **{number(self.median)}** | {spread} | {self.unit} | {self.goal_text()} |"
+        what = self.what.replace("|", "\\|")  # a bar in the text would end its cell
+        return f"| {self.key} | {what} | **{number(self.median)}** | {spread} | {self.unit} | {self.goal_text()} |"
 
 
 TABLE_HEADER = "| key | what | median | spread (min-max) | unit | goal |\n|---|---|---|---|---|---|"

@@ -99,8 +99,9 @@ def batchify(stream: torch.Tensor, columns: int) -> torch.Tensor:
 
 
 def examples_epoch(datamodule, seed: int = 1111, lr: float = 20.0, clip: float = 0.25, bptt: int = 35,
-                   max_windows: int | None = None) -> tuple[float, float]:  # fmt: skip
-    """One epoch of pytorch/examples' main.py on the same streams: validation perplexity and tokens/s."""
+                   max_windows: int | None = None, timings: dict | None = None) -> tuple[float, float]:  # fmt: skip
+    """One epoch of pytorch/examples' main.py on the same streams: validation perplexity and tokens/s
+    (`timings`, when given, receives the validation's seconds as "eval_s")."""
     torch.manual_seed(seed)
     train = batchify(torch.from_numpy(datamodule.stream("train")).long(), 20)
     val = batchify(torch.from_numpy(datamodule.stream("val")).long(), 10)
@@ -121,7 +122,7 @@ def examples_epoch(datamodule, seed: int = 1111, lr: float = 20.0, clip: float =
         tokens += y.numel()
     speed = tokens / (time.perf_counter() - t)
     model.eval()
-    total, count, hidden = 0.0, 0, None
+    total, count, hidden, t = 0.0, 0, None, time.perf_counter()
     with torch.no_grad():
         for i in range(0, val.size(0) - 1, bptt):
             seq_len = min(bptt, val.size(0) - 1 - i)
@@ -129,6 +130,8 @@ def examples_epoch(datamodule, seed: int = 1111, lr: float = 20.0, clip: float =
             y = val[i + 1 : i + 1 + seq_len]
             total += F.cross_entropy(out.view(-1, out.size(-1)), y.reshape(-1), reduction="sum").item()
             count += y.numel()
+    if timings is not None:
+        timings["eval_s"] = time.perf_counter() - t
     return math.exp(total / count), speed
 
 

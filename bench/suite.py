@@ -101,6 +101,24 @@ def section_stream_slow(plan: Plan, overrides) -> list[Row]:
     return measure_slow(overrides)
 
 
+def section_awd_speed(plan: Plan, overrides) -> list[Row]:
+    from bench.awd import measure_speed
+
+    return measure_speed(quick=plan.repeats == 1, overrides=overrides)
+
+
+def section_budget(plan: Plan, overrides) -> list[Row]:
+    from bench.awd import budget_rows
+
+    return budget_rows(overrides) if plan.repeats > 1 else []  # hours of training: never in a quick run
+
+
+def section_ablation(plan: Plan, overrides) -> list[Row]:
+    from bench.awd import ablation_rows
+
+    return ablation_rows(overrides=overrides) if plan.repeats > 1 else []
+
+
 def section_generation(plan: Plan, overrides) -> list[Row]:
     from bench.generation import measure
 
@@ -142,9 +160,11 @@ SECTIONS: dict[str, Callable] = {
     "ceiling": section_ceiling, "train": section_train, "loss": section_loss, "quality": section_quality,
     "generation": section_generation, "padding": section_padding, "data": section_data, "gpu": section_gpu,
     "stream_speed": section_stream_speed, "stream": section_stream, "stream_slow": section_stream_slow,
+    "awd_speed": section_awd_speed, "budget": section_budget, "ablation": section_ablation,
 }  # fmt: skip
-# What `python -m bench` runs without --only: stream_slow (zaremba_small's 13 epochs, ~40 min here) only on request.
-DEFAULT = [name for name in SECTIONS if name != "stream_slow"]
+# What `python -m bench` runs without --only: stream_slow (zaremba_small's 13 epochs, ~40 min here), budget and
+# ablation (CPU recipes trained whole, one run each) only on request.
+DEFAULT = [name for name in SECTIONS if name not in ("stream_slow", "budget", "ablation")]
 
 
 def run(names: list[str], plan: Plan, overrides, on_row: Callable[[Row], None] = lambda r: None) -> list[Row]:
@@ -182,7 +202,7 @@ def committed(doc: Path = DOC) -> dict[str, tuple[float, str]]:
     block = text.split(BEGIN, 1)[1].split(END, 1)[0]
     found = {}
     for line in block.splitlines():
-        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        cells = [c.strip() for c in re.split(r"(?<!\\)\|", line.strip().strip("|"))]  # escaped bars stay text
         if len(cells) < 6 or not line.startswith("| ") or cells[0] in ("key", "---"):
             continue
         found[cells[0]] = (float(re.sub(r"[*,]", "", cells[2])), line.strip())

@@ -83,6 +83,10 @@ def test_checkpoints_hold_the_average_and_validation_scored_it(swa_run, tiny_cor
     state = last["state_dict"]
     raw = saved["raw"]
     assert not torch.allclose(state["net.rnn.layers.0.weight_hh_l0"], raw[1])  # the average is not the raw weights
+    assert state["net.decoder.weight"] is state["net.embedding.weight"]  # tied: one tensor in the file
+    before = {"state_dict": {}}
+    WeightAverage("swa", start_epoch=1).save(before, nn.Linear(2, 2))
+    assert before[STATE_KEY]["raw"] is None and before["state_dict"] == {}  # nothing averaged yet: one copy
     # eval.py of the last checkpoint gives the last epoch's logged val/ppl: validation scored the average.
     data = [f"data.{s}_path={tiny_corpus[s]}" for s in ("train", "val", "test")]
     last_path = swa_run / "checkpoints" / "last.ckpt"
@@ -132,5 +136,5 @@ def test_init_from_starts_a_new_run_from_the_checkpoints_averaged_weights(swa_ru
         build(compose_config(*tiny_overrides(tiny_corpus), *STREAM, *finetune, f"ckpt_path={best}",
                              run_dir=tmp_path / "both"))  # fmt: skip
     with pytest.raises(UserError, match=r"init_from=.* was trained with other settings .*model.hidden_size=24"):
-        build(compose_config(*tiny_overrides(tiny_corpus), *STREAM, *finetune, "model.hidden_size=24",
-                             run_dir=tmp_path / "other"))  # fmt: skip
+        wider = ["model.hidden_size=24", "model.embed_size=24"]
+        build(compose_config(*tiny_overrides(tiny_corpus), *STREAM, *finetune, *wider, run_dir=tmp_path / "other"))

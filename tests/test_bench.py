@@ -151,3 +151,17 @@ def test_rnn_ceiling_runs_the_recurrent_layers_alone(tiny_corpus):
 def test_only_names_sections_and_leaves_overrides_alone(monkeypatch, capsys):
     assert bench_cli(monkeypatch, "--only", "trian", "data.batch_size=8") == 2
     assert "--only trian: no such section; the sections are ceiling, train" in capsys.readouterr().err
+
+
+def test_the_ablation_switches_off_each_part_the_recipe_uses(monkeypatch):
+    from bench import awd
+
+    runs = []
+    monkeypatch.setattr(awd, "recipe", lambda name, *o: runs.append(o) or {"test/ppl": 100.0 + len(o)})
+    rows = {r.key: r.median for r in awd.ablation_rows("ptb_cpu_18min")}
+    assert runs == [(), ("module.averaging.kind=none",)]  # the only AWD part it uses
+    assert rows["quality/ablation/ptb_cpu_18min/without-averaging-delta"] == 1.0
+    runs.clear()
+    awd.ablation_rows("awd_lstm_ptb")
+    assert len(runs) == 1 + len(awd.ABLATION)  # every part, each switched off alone
+    assert ("module.ar=0", "module.tar=0") in runs and ("model.weight_drop=0",) in runs

@@ -44,6 +44,39 @@ def test_each_recipe_composes_to_its_published_settings(name, tmp_path):
     assert "Published" in text  # the source and its number, in the file
 
 
+# AWD-LSTM's README commands over main.py's defaults: (seed, batch, dropouti, dropouth, epochs)
+AWD = {"awd_lstm_ptb": (141, 20, 0.4, 0.25, 500), "awd_lstm_wt2": (1882, 80, 0.65, 0.2, 750)}
+
+
+@pytest.mark.parametrize("name", AWD)
+def test_the_awd_recipes_compose_to_their_published_settings(name, tmp_path):
+    seed, batch, dropouti, dropouth, epochs = AWD[name]
+    paths = ["data.train_path=a", "data.val_path=b", "data.test_path=c"] if name.endswith("wt2") else []
+    cfg = compose_config(f"experiment={name}", *paths, run_dir=tmp_path)
+    m, mod = cfg.model, cfg.module
+    assert (cfg.seed, cfg.data.batch_size, cfg.data.eval_batch_size, cfg.data.bptt) == (seed, batch, 10, 70)
+    assert cfg.data.mode == "stream" and cfg.data.variable_bptt
+    assert (list(m.hidden_size), m.num_layers, m.embed_size, m.tie_weights, m.locked_dropout) == (
+        [1150, 1150, 400], 3, 400, True, True)  # fmt: skip
+    assert (m.dropout_input, m.dropout_hidden, m.dropout_output, m.dropout_embed, m.weight_drop) == (
+        dropouti, dropouth, 0.4, 0.1, 0.5)  # fmt: skip
+    assert (mod.ar, mod.tar, mod.loss_average, mod.averaging.kind, mod.averaging.nonmono) == (
+        2.0, 1.0, "tokens", "nt_asgd", 5)  # fmt: skip
+    assert (cfg.optim._target_, cfg.optim.lr, cfg.optim.weight_decay) == ("torch.optim.SGD", 30.0, 1.2e-6)
+    assert cfg.get("scheduler") is None and cfg.trainer.gradient_clip_val == 0.25
+    assert cfg.trainer.max_epochs == epochs and cfg.callbacks.early_stopping is None
+    text = (Path(__file__).parent.parent / "conf" / "experiment" / f"{name}.yaml").read_text()
+    assert "Published" in text
+
+
+def test_the_fine_tuning_stage_and_the_cpu_recipe(tmp_path):
+    cfg = compose_config("experiment=awd_lstm_ptb_finetune", "init_from=best.ckpt", run_dir=tmp_path)
+    assert (cfg.init_from, cfg.module.averaging.start_epoch, cfg.module.averaging.stop) == ("best.ckpt", 0, True)
+    cpu = compose_config("experiment=ptb_cpu_18min", run_dir=tmp_path)
+    assert (cpu.trainer.precision, cpu.trainer.max_epochs, cpu.model.tie_weights) == ("bf16-mixed", 7, True)
+    assert (cpu.scheduler.keep_epochs, cpu.module.averaging.kind, cpu.module.averaging.start_epoch) == (4, "swa", 5)
+
+
 def test_constant_then_decay_holds_then_multiplies_each_epoch():
     opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
     schedule, lrs = ConstantThenDecay(opt, keep_epochs=4, decay=0.5), []

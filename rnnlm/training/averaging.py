@@ -128,17 +128,18 @@ class WeightAverage:
 
     def save(self, checkpoint: dict[str, Any], net: nn.Module, prefix: str = "net.") -> None:
         """The average becomes the checkpoint's model weights; the raw weights and the trigger's history
-        go beside them."""
-        names = _names(net)
+        go beside them (before any step was averaged the two are the same: only the history is kept)."""
+        averaged = self.active and self.count > 0
         state = checkpoint.get("state_dict")
-        if state is not None:
-            for aliases, value in zip(names, self.evaluated_weights(net)):
-                for name in aliases:
-                    state[prefix + name] = value.detach().cpu().clone()
+        if averaged and state is not None:
+            for aliases, value in zip(_names(net), self.average):
+                copy = value.detach().cpu().clone()
+                for name in aliases:  # tied weights stay one tensor in the file
+                    state[prefix + name] = copy
         checkpoint[STATE_KEY] = {
             "kind": self.kind, "count": self.count, "started_epoch": self.started_epoch,
             "val_losses": list(self.val_losses), "active": self.active,
-            "raw": [w.detach().cpu().clone() for w in self.raw_weights(net)],
+            "raw": [w.detach().cpu().clone() for w in self.raw_weights(net)] if averaged else None,
         }  # fmt: skip
 
     def load(self, checkpoint: dict[str, Any], net: nn.Module, resuming: bool, prefix: str = "net.") -> None:
@@ -154,7 +155,7 @@ class WeightAverage:
             self.val_losses, self.started_epoch = list(saved["val_losses"]), saved["started_epoch"]
             self.count = saved["count"]
             self.average = [state[prefix + aliases[0]].clone() for aliases in names] if saved["active"] else None
-        for aliases, raw in zip(names, saved["raw"]):
+        for aliases, raw in zip(names, saved["raw"] or ()):
             for name in aliases:
                 state[prefix + name] = raw
 
