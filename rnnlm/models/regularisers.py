@@ -36,6 +36,11 @@ def locked_dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
     return x * (mask / (1 - p))
 
 
+def dropout(x: torch.Tensor, p: float, training: bool, locked: bool) -> torch.Tensor:
+    """Locked (one mask per sequence) or plain dropout: the choice model.locked_dropout makes everywhere."""
+    return locked_dropout(x, p, training) if locked else F.dropout(x, p, training)
+
+
 def hidden_weight_names(rnn: nn.Module) -> list[str]:
     """The hidden-to-hidden matrices of an nn.RNN/GRU/LSTM (or the vanilla cell): weight_hh_l0, ..."""
     return [name for name, _ in rnn.named_parameters() if name.startswith("weight_hh")]

@@ -11,12 +11,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from rnnlm import checks
 from rnnlm.errors import UserError
-from rnnlm.models.regularisers import embedding_dropout, locked_dropout, run_weight_dropped
+from rnnlm.models.regularisers import dropout, embedding_dropout, run_weight_dropped
 from rnnlm.models.rnn_stack import RNNStack
 from rnnlm.models.vanilla import VanillaRNN
 
@@ -90,7 +89,7 @@ class RNNLanguageModel(nn.Module):
             nn.init.uniform_(self.decoder.weight, -0.1, 0.1)
 
     def _dropout(self, x: torch.Tensor, p: float) -> torch.Tensor:
-        return locked_dropout(x, p, self.training) if self.locked else F.dropout(x, p, self.training)
+        return dropout(x, p, self.training, self.locked)
 
     def encode(self, inputs: torch.Tensor, hidden: Hidden | None = None):
         """inputs (batch, time) -> (features for the output layer, final state, the last RNN layer's output,

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from rnnlm.models.regularisers import locked_dropout, run_weight_dropped
+from rnnlm.models.regularisers import dropout, run_weight_dropped
 from rnnlm.models.vanilla import VanillaRNN
 
 
@@ -60,10 +60,5 @@ class RNNStack(nn.Module):
             x, h = run_weight_dropped(layer, x, h, self.weight_drop, self.training)
             states += h if isinstance(h, tuple) else [h]
             if i < last:
-                x = self._drop(x)
+                x = dropout(x, self.dropout_hidden, self.training, self.locked)
         return x, tuple(states)
-
-    def _drop(self, x: torch.Tensor) -> torch.Tensor:
-        if self.locked:
-            return locked_dropout(x, self.dropout_hidden, self.training)
-        return nn.functional.dropout(x, self.dropout_hidden, self.training)

@@ -96,8 +96,9 @@ class LanguageModel(L.LightningModule):
         return nll, raw, dropped
 
     def setup(self, stage: str) -> None:
-        device = self.trainer.strategy.root_device.type
-        self._score = maybe_compile(score_window, self.hparams.get("compile", False), device)
+        if self._score is score_window:  # once per module: fit then test reuse the compiled function
+            device = self.trainer.strategy.root_device.type
+            self._score = maybe_compile(score_window, self.hparams.get("compile", False), device)
 
     def _step(self, batch: Batch, split: str):
         """The batch's summed NLL, added to the split's corpus sums (and the activations AR/TAR read)."""
