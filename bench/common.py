@@ -15,6 +15,8 @@ from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from omegaconf import DictConfig, open_dict
 
+from rnnlm.precision import cpu_has_bf16
+
 CONF = str(Path(__file__).resolve().parent.parent / "conf")
 
 
@@ -51,7 +53,9 @@ def machine() -> str:
     except OSError:
         pass
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
-    return f"{cpu}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads, torch {torch.__version__}, {gpu}"
+    bf16 = "bf16 native" if cpu_has_bf16() else "no CPU bf16 (bf16 training rows run in fp32)"
+    threads = f"{os.cpu_count()} cores, {torch.get_num_threads()} torch threads"
+    return f"{cpu}, {threads}, {bf16}, torch {torch.__version__}, {gpu}"
 
 
 @dataclass

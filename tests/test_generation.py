@@ -10,6 +10,7 @@ import torch
 
 from rnnlm.errors import UserError
 from rnnlm.generation import GenerationConfig, Generator, load_model, score
+from rnnlm.precision import cpu_has_bf16
 
 
 @pytest.fixture(scope="module")
@@ -31,6 +32,7 @@ def test_greedy_is_deterministic_and_batch_invariant(gen):
     assert all(r.settings == {"strategy": "greedy", "max_len": 12} for r in together)
 
 
+@pytest.mark.skipif(not cpu_has_bf16(), reason="this CPU has no bf16 instructions (the fallback: test_precision.py)")
 def test_bf16_sampling(gen):
     res = gen.generate(["the", "a dog"], 4, GenerationConfig("sample", seed=0, bf16=True))
     assert len(res) == 8 and all(math.isfinite(r.logprob) and r.settings["bf16"] for r in res)

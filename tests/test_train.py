@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from rnnlm.precision import cpu_has_bf16
 from rnnlm.training.lightning_module import LanguageModel
 from tests.conftest import tiny_overrides, train_here
 
@@ -102,6 +103,7 @@ def test_checkpoint_alone_rebuilds_the_model(trained):
     assert logits.shape == (1, 4, model.tokenizer.get_vocab_size())
 
 
+@pytest.mark.skipif(not cpu_has_bf16(), reason="this CPU has no bf16 instructions (the fallback: test_precision.py)")
 def test_bf16_mixed_precision_trains_to_the_fp32_perplexity(tiny_corpus, tmp_path):
     metrics = train_here(*tiny_overrides(tiny_corpus), "trainer.precision=bf16-mixed", run_dir=tmp_path / "run")
     assert metrics["val/ppl"] == pytest.approx(MEASURED["lstm"][0], rel=0.03)  # bf16 rounding, not a new model

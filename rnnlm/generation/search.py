@@ -16,6 +16,7 @@ from rnnlm.data.tokenizer import special_ids
 from rnnlm.errors import UserError
 from rnnlm.generation.sampling import sample_tokens
 from rnnlm.models.rnn_lm import RNNLanguageModel
+from rnnlm.precision import bf16_usable, fallback_sentence
 
 log = logging.getLogger(__name__)
 STRATEGIES = ("greedy", "sample", "beam")
@@ -32,7 +33,7 @@ class GenerationConfig:
     beam_size: int = 5
     length_penalty: float = 1.0  # beams are ranked by log-prob / length ** length_penalty
     seed: int | None = None
-    bf16: bool = False  # run the model under bf16 autocast: ~2x faster on CPUs with AVX-512 BF16 and GPUs
+    bf16: bool = False  # bf16 autocast: ~2x faster on CPUs with AVX-512 BF16 and GPUs (fp32 on other CPUs)
 
     def check(self) -> None:
         if self.strategy not in STRATEGIES:
@@ -178,7 +179,9 @@ class Generator:
         """num_samples continuations of each prompt (beam: the num_samples best beams), prompt by prompt."""
         cfg = cfg or GenerationConfig()
         cfg.check()
-        self.bf16 = cfg.bf16
+        self.bf16 = cfg.bf16 and bf16_usable(self.device)
+        if cfg.bf16 and not self.bf16:
+            log.warning(fallback_sentence("bf16=true"))
         if num_samples < 1:
             raise UserError(f"num_samples={num_samples} must be at least 1.")
         if not prompts:
@@ -192,7 +195,7 @@ class Generator:
     def _settings(self, cfg: GenerationConfig) -> dict:
         keys = {"greedy": ("max_len",), "sample": ("max_len", "temperature", "top_k", "top_p", "seed"),
                 "beam": ("max_len", "beam_size", "length_penalty")}[cfg.strategy]  # fmt: skip
-        return {"strategy": cfg.strategy, **{k: getattr(cfg, k) for k in keys}, **({"bf16": True} if cfg.bf16 else {})}
+        return {"strategy": cfg.strategy, **{k: getattr(cfg, k) for k in keys}, **({"bf16": True} if self.bf16 else {})}
 
     def _sample(self, prompts: list[str], n: int, cfg: GenerationConfig) -> list[Generated]:
         gen = None

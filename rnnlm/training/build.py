@@ -18,6 +18,7 @@ from rnnlm.cli import user_error
 from rnnlm.data.datamodule import SentenceDataModule
 from rnnlm.errors import UserError
 from rnnlm.models.trained import read_checkpoint
+from rnnlm.precision import settle_precision
 from rnnlm.training import quiet  # noqa: F401  (library noise filtered before anything is built)
 from rnnlm.training.callbacks import EpochSummary, RandomState, SamplerPosition
 from rnnlm.training.checkpoint_io import AtomicCheckpointIO
@@ -85,6 +86,7 @@ def build(cfg: DictConfig, guard: StopGuard | None = None) -> tuple[SentenceData
     # Everything that can be checked without data first: a typo should cost seconds, not a corpus read.
     check_config(cfg)
     check_strategy(cfg.trainer)
+    settle_precision(cfg)
     L.seed_everything(cfg.seed, workers=True)
     if cfg.data.get("mode") == "stream" and cfg.data.get("variable_bptt"):
         with open_dict(cfg):  # each epoch has its own number of windows: Lightning must read it anew
