@@ -32,13 +32,16 @@ import torch.nn.functional as F
 from bench.ceiling import ceiling_rows, training_flops_per_token
 from bench.common import QUIET_RUN, TABLE_HEADER, Row, config, machine, move_overrides, ratio_row
 from rnnlm.models.loss import linear_cross_entropy
+from rnnlm.precision import bf16_usable
 from rnnlm.training.build import build
 
 PRECISION_NAMES = {"32-true": "fp32", "bf16-mixed": "bf16"}
 
 
 def _autocast(device: str, bf16: bool):
-    return torch.autocast(device, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+    """bf16 autocast where it runs (as train.py's path: fp32 on a CPU without bf16, machine() says so)."""
+    usable = bf16 and bf16_usable(device)
+    return torch.autocast(device, dtype=torch.bfloat16) if usable else contextlib.nullcontext()
 
 
 def _sync(device: str) -> None:
