@@ -100,9 +100,10 @@ def step_rates(prec: str, repeats: int, steps: int) -> dict[str, list[float]]:
 def measure(repeats: int = 5, steps: int = 20) -> list[Row]:
     impls, rows = _impls(), []
     steppers = [k for k in impls if k != "torch-chunked"]  # 3-6x slower alone: not a contender
-    if not cpu_has_bf16():  # oneDNN has no bf16 LSTM there, and bf16 products are emulated (26x slower)
+    precisions = (False, True) if cpu_has_bf16() else (False,)
+    if len(precisions) == 1:  # oneDNN has no bf16 LSTM there, and bf16 products are emulated (26x slower)
         print("bf16 loss rows skipped: this CPU has no bf16 instructions", flush=True)
-    for bf16 in (False, True) if cpu_has_bf16() else (False,):
+    for bf16 in precisions:
         prec = "bf16" if bf16 else "fp32"
         # What decides: whole training steps, where the loss shares the caches and the cores with the rest,
         # in a process of their own, as a training run has one precision to itself (measured after the

@@ -23,13 +23,6 @@ def cpu_has_bf16() -> bool:
         return False
 
 
-def _cpu_capability() -> str:
-    try:
-        return torch.backends.cpu.get_cpu_capability()
-    except (AttributeError, RuntimeError):
-        return "unknown"
-
-
 def bf16_usable(device: torch.device | str) -> bool:
     """bf16 autocast on `device` runs real bf16 kernels (always on CUDA, on a CPU only with bf16 instructions)."""
     return torch.device(device).type != "cpu" or cpu_has_bf16()
@@ -37,7 +30,7 @@ def bf16_usable(device: torch.device | str) -> bool:
 
 def fallback_sentence(setting: str) -> str:
     return (f"{setting} needs a CPU with bf16 instructions (AVX-512 BF16 or AMX) and this one has "
-            f"{_cpu_capability()}: running in fp32 instead (the same model, fp32 speed).")  # fmt: skip
+            f"{torch.backends.cpu.get_cpu_capability()}: running in fp32 instead (the same model, fp32 speed).")  # fmt: skip
 
 
 def _runs_on_cpu(trainer_cfg: DictConfig) -> bool:
