@@ -29,8 +29,9 @@ def bf16_usable(device: torch.device | str) -> bool:
 
 
 def fallback_sentence(setting: str) -> str:
-    return (f"{setting} needs a CPU with bf16 instructions (AVX-512 BF16 or AMX) and this one has "
-            f"{torch.backends.cpu.get_cpu_capability()}: running in fp32 instead (the same model, fp32 speed).")  # fmt: skip
+    capability = torch.backends.cpu.get_cpu_capability()
+    return (f"{setting} needs a CPU with bf16 instructions (AVX-512 BF16 or AMX) and this one has {capability}: "
+            "running in fp32 instead (the same model, fp32 speed).")  # fmt: skip
 
 
 def _runs_on_cpu(trainer_cfg: DictConfig) -> bool:
