@@ -166,3 +166,22 @@ def test_the_ablation_switches_off_each_part_the_recipe_uses(monkeypatch):
     awd.ablation_rows("awd_lstm_ptb")
     assert len(runs) == 1 + len(awd.ABLATION)  # every part, each switched off alone
     assert ("module.ar=0", "module.tar=0") in runs and ("model.weight_drop=0",) in runs
+    runs.clear()
+    awd.ablation_rows()  # the default: the longer budget's recipe, which uses every part
+    assert len(runs) == 1 + len(awd.ABLATION)
+
+
+def test_each_budget_recipe_is_timed_against_its_own_budget(monkeypatch):
+    from bench import awd
+
+    monkeypatch.setattr(awd, "budget_minutes", lambda windows, overrides=(): ({6: 20.0, 40: 120.0}, "plain loop"))
+    monkeypatch.setattr(awd, "recipe", lambda name, *o: {"test/ppl": 90.0, "fit_s": 600.0, "epochs": 7})
+    rows = {r.key: r for r in awd.budget_rows(names=["ptb_cpu_18min", "ptb_cpu_75min_sentences"])}
+    budgets = [k for k in rows if k.startswith("budget/")]
+    assert budgets == ["budget/examples-6ep-minutes", "budget/examples-40ep-minutes"]
+    assert rows["quality/budget/ptb_cpu_18min/minutes"].goal == ("<=", 20.0)
+    assert rows["quality/budget/ptb_cpu_75min_sentences/minutes"].goal == ("<=", 120.0)
+    assert rows["quality/budget/ptb_cpu_75min_sentences/minutes"].median == 10.0
+    assert rows["quality/budget/ptb_cpu_75min_sentences/test-ppl"].goal == ("<=", 100.0)
+    assert "sentence-level" in rows["quality/budget/ptb_cpu_75min_sentences/test-ppl"].what
+    assert "stream-level" in rows["quality/budget/ptb_cpu_18min/test-ppl"].what

@@ -77,6 +77,21 @@ def test_the_fine_tuning_stage_and_the_cpu_recipe(tmp_path):
     assert (cpu.scheduler.keep_epochs, cpu.module.averaging.kind, cpu.module.averaging.start_epoch) == (4, "swa", 5)
 
 
+def test_the_longer_cpu_recipes_use_every_awd_part_and_differ_only_in_batching(tmp_path):
+    stream = compose_config("experiment=ptb_cpu_75min", run_dir=tmp_path)
+    m, mod = stream.model, stream.module
+    assert (m.embed_size, m.hidden_size, m.num_layers, m.tie_weights, m.locked_dropout) == (650, 650, 2, True, True)
+    assert (m.dropout_input, m.dropout_hidden, m.dropout_output, m.dropout_embed, m.weight_drop) == (
+        0.4, 0.25, 0.4, 0.1, 0.3)  # fmt: skip
+    assert (mod.ar, mod.tar, stream.optim.weight_decay, mod.averaging.kind) == (2.0, 1.0, 1.2e-6, "swa")
+    assert (stream.data.mode, stream.data.batch_size, stream.data.variable_bptt) == ("stream", 40, True)
+    assert (stream.trainer.precision, stream.trainer.max_epochs, stream.scheduler.keep_epochs) == ("bf16-mixed", 18, 11)
+    sentences = compose_config("experiment=ptb_cpu_75min_sentences", run_dir=tmp_path)
+    assert (sentences.data.mode, sentences.data.batch_size, sentences.data.variable_bptt) == ("sentences", 64, False)
+    assert sentences.model == stream.model and sentences.module == stream.module
+    assert sentences.optim == stream.optim and sentences.scheduler == stream.scheduler
+
+
 def test_constant_then_decay_holds_then_multiplies_each_epoch():
     opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
     schedule, lrs = ConstantThenDecay(opt, keep_epochs=4, decay=0.5), []
