@@ -7,6 +7,7 @@ import importlib.util
 import pytest
 from hydra import compose, initialize_config_dir
 
+import rnnlm.sweeps.resolvers  # noqa: F401  (as train.py: the launcher configs use its resolvers)
 from tests.conftest import ROOT, run_train, tiny_overrides
 
 
@@ -23,6 +24,12 @@ def test_slurm_asks_for_one_task_per_gpu_of_the_ddp_run():
     assert launcher.timeout_min == 240 and launcher.max_num_timeout == 3
 
 
+def test_slurm_asks_a_cpu_run_for_no_gpu():
+    for trainer, gpus, tasks in (("trainer=cpu", 0, 1), ("trainer=ddp_cpu", 0, 2), ("trainer=gpu", 1, 1)):
+        launcher = compose_train("hydra/launcher=slurm", trainer).hydra.launcher
+        assert (launcher.gpus_per_node, launcher.tasks_per_node) == (gpus, tasks), trainer
+
+
 def test_the_default_multirun_launcher_is_the_gpu_pool():
     assert compose_train().hydra.launcher._target_.endswith("GpuPoolLauncher")
 
@@ -36,3 +43,46 @@ def test_ray_runs_a_two_job_sweep_locally(tiny_corpus, tmp_path):
         f"hydra.sweep.dir={tmp_path / 'sweep'}", cwd=tmp_path,
     )  # fmt: skip
     assert sorted(p.parent.name for p in (tmp_path / "sweep").glob("*/results.json")) == ["0", "1"]
+
+
+def fake_sinfo(monkeypatch, text: str) -> None:
+    import subprocess
+
+    from hydra_plugins import rnnlm_slurm
+
+    result = subprocess.CompletedProcess(["sinfo"], 0, stdout=text, stderr="")
+    monkeypatch.setattr(rnnlm_slurm.subprocess, "run", lambda *a, **k: result)
+
+
+def test_slurm_requests_are_checked_against_the_partitions_before_anything_is_submitted(monkeypatch):
+    from hydra_plugins.rnnlm_slurm import _minutes, check_request
+
+    assert [_minutes(t) for t in ("30:00", "45", "2:00:00", "1-02:03:00", "UNLIMITED")] == [30, 45, 120, 1563, None]
+    fake_sinfo(monkeypatch, "debug* 30:00\ngpu 2-00:00:00\nlong infinite\n")
+    for partition, minutes in (("debug", 30), (None, 5), ("gpu", 2880), ("long", 10**6)):
+        check_request(partition, minutes)  # within the limits: nothing said
+    with pytest.raises(SystemExit, match=r"partition=nosuch is not a partition of this SLURM \(it has: debug, gpu, "
+                                         r"long\): set one of them\.$"):  # fmt: skip
+        check_request("nosuch", 5)
+    with pytest.raises(SystemExit, match=r"timeout_min=240 is over partition debug's time limit \(30:00, 30 min\): "
+                                         r"set it to at most 30\.$"):  # fmt: skip
+        check_request(None, 240)  # the default partition's limit
+
+
+def test_slurm_without_sinfo_says_where_to_run_the_sweep(monkeypatch):
+    from hydra_plugins import rnnlm_slurm
+
+    def missing(*a, **k):
+        raise FileNotFoundError("No such file or directory: 'sinfo'")
+
+    monkeypatch.setattr(rnnlm_slurm.subprocess, "run", missing)
+    with pytest.raises(SystemExit, match=r"needs SLURM's sinfo and sbatch here .*: run the sweep on a SLURM login"):
+        rnnlm_slurm.check_request("debug", 5)
+
+
+def test_a_refused_sbatch_is_quoted_in_slurms_own_words():
+    from hydra_plugins.rnnlm_slurm import _reason
+
+    err = RuntimeError("sbatch: error: Batch job submission failed: Invalid account or account/partition combination")
+    assert _reason(err) == "Batch job submission failed: Invalid account or account/partition combination"
+    assert _reason(RuntimeError("Traceback\n  ...\nOSError: boom")) == "OSError: boom"

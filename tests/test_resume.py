@@ -115,3 +115,36 @@ def test_the_resume_command_keeps_the_overrides_but_the_run_folder_and_checkpoin
 
     command = resume_command(["model=gru", "hydra.run.dir=x", "ckpt_path=old"], tmp_path / "last.ckpt")
     assert shlex.split(command)[2:] == ["model=gru", f"ckpt_path={tmp_path / 'last.ckpt'}"]
+
+
+def test_slurm_preemption_saves_the_step_then_requeues_and_the_requeued_job_resumes_exactly(
+    tiny_corpus, tmp_path, uninterrupted, capsys
+):
+    """submitit (hydra/launcher=slurm) installs a USR2 handler that requeues the job and exits at once; the
+    guard lets it act only after the checkpoint, and the requeued job (same command, same folder) resumes."""
+    run_dir, calls = tmp_path / "job", []
+
+    def submitit_requeue(signum, frame):  # what submitit's handler does: requeue, then sys.exit(-1)
+        last = run_dir / "checkpoints" / "last.ckpt"
+        calls.append((signum, torch.load(last, weights_only=True)["global_step"] if last.is_file() else None))
+        raise SystemExit(-1)
+
+    previous = signal.signal(signal.SIGUSR2, submitit_requeue)
+    try:
+        with pytest.raises(SystemExit) as stop:
+            train_here(*tiny_overrides(tiny_corpus), EPOCHS, *signal_at(20, signal.SIGUSR2), run_dir=run_dir)
+        assert stop.value.code == -1 and calls == [(signal.SIGUSR2, 20)]  # saved mid-epoch, then requeued
+        said = capsys.readouterr().err
+        assert f"step 20; saved {run_dir / 'checkpoints' / 'last.ckpt'}\nSLURM requeues this job; it resumes" in said
+        assert signal.getsignal(signal.SIGUSR2) is submitit_requeue  # given back after the run
+        train_here(*tiny_overrides(tiny_corpus), EPOCHS, run_dir=run_dir)  # the requeued job
+    finally:
+        signal.signal(signal.SIGUSR2, previous)
+    assert_same(results(run_dir), uninterrupted)
+
+
+def test_without_a_requeue_handler_the_preemption_signal_is_left_alone():
+    from rnnlm.training.stop_guard import StopGuard
+
+    with StopGuard() as guard:
+        assert guard.requeue is None and signal.getsignal(signal.SIGUSR2) == signal.SIG_DFL

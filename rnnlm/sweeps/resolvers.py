@@ -14,4 +14,11 @@ def sqlite_url(path: str) -> str:
     return f"sqlite:///{p}"
 
 
+def gpus(accelerator: str, devices) -> int:
+    """`${rnnlm.gpus:${trainer.accelerator},${trainer.devices}}`: the GPUs a cluster job asks for: none for a CPU
+    run (a GPU request on a node without GPUs is refused by the scheduler), else one per device."""
+    return 0 if str(accelerator) == "cpu" else int(devices)
+
+
 OmegaConf.register_new_resolver("rnnlm.sqlite", sqlite_url, replace=True)
+OmegaConf.register_new_resolver("rnnlm.gpus", gpus, replace=True)

@@ -41,7 +41,12 @@ def _resolve_ckpt_path(cfg: DictConfig) -> None:
 
 def train(cfg: DictConfig) -> dict[str, float]:
     with StopGuard(cfg.get("interrupt_grace_s", 30.0)) as guard:
-        return _train(cfg, guard)
+        try:
+            return _train(cfg, guard)
+        except TrainingInterrupted:
+            if guard.preempted:
+                guard.hand_over()  # submitit requeues the job; in the same folder it resumes from the checkpoint
+            raise
 
 
 def _train(cfg: DictConfig, guard: StopGuard) -> dict[str, float]:
@@ -63,7 +68,7 @@ def _train(cfg: DictConfig, guard: StopGuard) -> dict[str, float]:
                 results = trainer.test(module, datamodule=datamodule, ckpt_path=best_path or None, verbose=False)
                 metrics.update({k: float(v) for k, v in results[0].items()})
     except TrainingInterrupted as stop:
-        _say_how_to_resume(stop, trainer)
+        _say_how_to_resume(stop, trainer, requeued=guard.preempted and guard.requeue is not None)
         raise
     finally:
         finish_runs(trainer)
@@ -78,13 +83,12 @@ def _train(cfg: DictConfig, guard: StopGuard) -> dict[str, float]:
     return metrics
 
 
-def _say_how_to_resume(stop: TrainingInterrupted, trainer: L.Trainer) -> None:
+def _say_how_to_resume(stop: TrainingInterrupted, trainer: L.Trainer, requeued: bool = False) -> None:
     if trainer.is_global_zero:
-        print(
-            f"stopped by {stop.signal_name} at epoch {stop.epoch}, step {stop.step}; saved {stop.checkpoint}\n"
-            f"resume with:\n  {resume_command(overrides(), stop.checkpoint)}",
-            file=sys.stderr, flush=True,
-        )  # fmt: skip
+        then = (f"SLURM requeues this job; it resumes from {stop.checkpoint} in this folder" if requeued  # submitit
+                else f"resume with:\n  {resume_command(overrides(), stop.checkpoint)}")  # fmt: skip
+        print(f"stopped by {stop.signal_name} at epoch {stop.epoch}, step {stop.step}; saved {stop.checkpoint}\n{then}",
+              file=sys.stderr, flush=True)  # fmt: skip
 
 
 def objective(metrics: dict[str, float], name: str | None) -> float | None:

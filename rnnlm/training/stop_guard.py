@@ -4,6 +4,11 @@ While training, both signals only raise a flag, which GracefulInterrupt (rnnlm/t
 turns into a checkpoint at a step every rank agrees on. Outside training (reading data, testing) there is
 nothing to save: the signal stops the run at once.
 
+Under submitit (`hydra/launcher=slurm`), SLURM sends its pre-emption signal (USR2) `signal_delay_s` before the
+time limit and submitit's handler requeues the job at once, losing the epoch in progress. The guard takes that
+signal over while training: the flag again, then the checkpoint, and only then submitit's handler (`hand_over`),
+so the requeued job, which runs in the same folder, resumes from that very step.
+
 A process blocked inside C++ (a collective waiting for a rank that hung, a data loader) never returns to
 the interpreter, so no Python signal handler runs. Python's C-level handler still writes the signal
 number to a "wakeup" pipe; a watcher thread reads it, passes SIGTERM on to the rank processes this one
@@ -29,6 +34,11 @@ from rnnlm.files import remove_unfinished
 from rnnlm.training.checkpoint_io import what_is_kept
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def preempt_signal() -> int:
+    """The signal submitit asks SLURM to send before the time limit (its SUBMITIT_PREEMPT_SIGNAL, USR2)."""
+    return getattr(signal, "SIG" + os.environ.get("SUBMITIT_PREEMPT_SIGNAL", "USR2"), signal.SIGUSR2)
 
 
 class Stopped(SystemExit):
@@ -91,6 +101,9 @@ class StopGuard:
         self.trainer: L.Trainer | None = None  # for the ranks it started and the checkpoint it keeps
         self._pid: int | None = None  # the process in which the guard is active
         self._previous: dict[int, Any] = {}
+        self.preempt = preempt_signal()
+        self.requeue: Any = None  # the pre-emption handler found installed (submitit's), called after the checkpoint
+        self.preempted = False
 
     def __getstate__(self) -> dict[str, Any]:  # ddp_spawn pickles the callbacks: each process starts its own
         return {"grace_s": self.grace_s}
@@ -105,11 +118,15 @@ class StopGuard:
     def start(self) -> StopGuard:
         if self.active or threading.current_thread() is not threading.main_thread():
             return self  # signals reach only the main thread: elsewhere (a test runner's worker) do nothing
-        self._pid, self.signum, self.graceful = os.getpid(), None, False
+        self._pid, self.signum, self.graceful, self.preempted = os.getpid(), None, False, False
         self._read, write = os.pipe()
         os.set_blocking(write, False)
         self._write = write
         self._previous = {s: signal.signal(s, self._handle) for s in STOP_SIGNALS}
+        found = signal.getsignal(self.preempt)
+        self.requeue = found if callable(found) else None  # SIG_DFL / SIG_IGN: nobody requeues, leave it be
+        if self.requeue is not None:
+            self._previous[self.preempt] = signal.signal(self.preempt, self._handle_preempt)
         self._previous_fd = signal.set_wakeup_fd(write, warn_on_full_buffer=False)
         self._thread = threading.Thread(target=self._watch, name="rnnlm-stop-watcher", daemon=True)
         self._thread.start()
@@ -142,6 +159,13 @@ class StopGuard:
         if self.active:
             for signum in STOP_SIGNALS:
                 signal.signal(signum, self._handle)
+            if self.requeue is not None:
+                signal.signal(self.preempt, self._handle_preempt)
+
+    def hand_over(self) -> None:
+        """Let the pre-emption handler this guard displaced (submitit's: requeue the job, then exit) act now."""
+        if self.requeue is not None:
+            self.requeue(self.preempt, None)
 
     # -- in the main thread, when it is free to run Python ------------------------------------------------
     def _handle(self, signum: int, frame) -> None:
@@ -155,6 +179,16 @@ class StopGuard:
         print(f"\n{_name(signum)}: stopping (no training step in progress, nothing to save)", file=sys.stderr,
               flush=True)  # fmt: skip
         raise Stopped(signum)
+
+    def _handle_preempt(self, signum: int, frame) -> None:
+        if not self.graceful:
+            self.hand_over()  # not training: nothing newer to save since the last checkpoint; requeue now
+            return
+        self.preempted = True  # train() hands over once the checkpoint is saved, whichever signal came first
+        if self.signum is None:
+            self.signum = signum
+            print(f"\n{_name(signum)}: the job's time limit is near (or it is pre-empted): finishing this batch, "
+                  "saving a checkpoint, then requeueing", file=sys.stderr, flush=True)  # fmt: skip
 
     # -- in the watcher thread, which runs even while the main thread is blocked in C++ -------------------
     def _watch(self) -> None:

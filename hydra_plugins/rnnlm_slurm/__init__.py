@@ -1,0 +1,178 @@
+"""`hydra/launcher=slurm`: submitit's SLURM launcher, checked before it submits and patient with failed jobs.
+
+- Before anything is submitted, the partition and the time limit are checked against `sinfo`: an unknown
+  partition, or a limit over the partition's, is one sentence (SLURM refuses the first; the second, where
+  the cluster does not enforce partition limits at submission, would stay pending for ever).
+- sbatch refusing the job array (one call, so nothing is left half-submitted) is one sentence quoting SLURM.
+- Every job is waited for: each failed point is reported with its overrides and its error, and the
+  others finish; the sweep then exits with 1.
+
+Hydra discovers this module by its place in the `hydra_plugins` namespace and imports it in every app: it
+defines the launcher only where the `slurm` extra (hydra-submitit-launcher) is installed.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+
+def _minutes(limit: str) -> float | None:
+    """SLURM's time format ([days-]hours:minutes:seconds, minutes, ...) in minutes; None for UNLIMITED."""
+    if limit in ("infinite", "UNLIMITED", "NONE", ""):
+        return None
+    days, _, clock = limit.rpartition("-")
+    parts = [int(p) for p in clock.split(":")]
+    if len(parts) == 1:
+        parts = [0, parts[0], 0]  # a bare number is minutes
+    elif len(parts) == 2:
+        parts = [0, *parts]  # minutes:seconds
+    hours, minutes, seconds = parts
+    return int(days or 0) * 1440 + hours * 60 + minutes + seconds / 60
+
+
+def check_request(partition: str | None, timeout_min: float | None) -> None:
+    """One sentence (SystemExit) for a partition SLURM does not have or a limit over its MaxTime."""
+    try:
+        out = subprocess.run(["sinfo", "-h", "-o", "%P %l"], capture_output=True, text=True, timeout=60, check=True)
+    except (OSError, subprocess.SubprocessError) as err:
+        detail = getattr(err, "stderr", "") or err
+        sys.exit(f"error: hydra/launcher=slurm needs SLURM's sinfo and sbatch here ({str(detail).strip()}): run the "
+                 "sweep on a SLURM login node.")  # fmt: skip
+    limits = {}
+    for line in out.stdout.split("\n"):
+        if line.strip():
+            name, limit = line.split()
+            limits[name.rstrip("*")] = (_minutes(limit), name.endswith("*"), limit)
+    if partition is None:
+        partition = next((p for p, (_, default, _) in limits.items() if default), None)
+        if partition is None:
+            return  # no default partition: sbatch says what it wants
+    if partition not in limits:
+        sys.exit(f"error: hydra.launcher.partition={partition} is not a partition of this SLURM (it has: "
+                 f"{', '.join(sorted(limits))}): set one of them.")  # fmt: skip
+    most, _, shown = limits[partition]
+    if most is not None and timeout_min is not None and timeout_min > most:
+        sys.exit(f"error: hydra.launcher.timeout_min={timeout_min:g} is over partition {partition}'s time limit "
+                 f"({shown}, {most:g} min): set it to at most {most:g}.")  # fmt: skip
+
+
+def _reason(err: BaseException) -> str:
+    """SLURM's own words from a refused sbatch (its 'sbatch: error: ...' lines), else the error's last line."""
+    text = str(err)
+    said = [m.strip() for m in re.findall(r"sbatch: error: (.*)", text)]
+    return "; ".join(said) if said else (text.strip().splitlines() or ["no reason given"])[-1]
+
+
+# States a job does not leave (a requeued job goes through REQUEUED and PENDING instead).
+FINAL_STATES = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "BOOT_FAIL", "DEADLINE"}
+
+
+def slurm_state(job_id: str) -> str | None:
+    """The job's state as `scontrol` sees it; None once SLURM has forgotten it (MinJobAge after the end).
+
+    Submitit reads states with sacct, which a SLURM without accounting lacks: a job that died without
+    writing its result would then be waited for for ever."""
+    out = subprocess.run(["scontrol", "show", "job", "-o", job_id], capture_output=True, text=True, timeout=60)
+    found = re.search(r"JobState=(\S+)", out.stdout)
+    return found.group(1) if out.returncode == 0 and found else None
+
+
+def _stderr(job) -> str:
+    try:
+        return Path(job.paths.stderr).read_text(errors="replace")
+    except OSError:
+        return ""
+
+
+def _job_error(job) -> str:
+    """The one line a failed job said: rnnlm's `error: ...`, else the last line of its stderr."""
+    lines = _stderr(job).splitlines()
+    if not lines:
+        return f"it wrote no log (see {job.paths.folder})"
+    said = [ln.split("error: ", 1)[1] for ln in lines if ln.startswith("error: ")]
+    lines = [ln for ln in lines if ln.strip() and not ln.startswith("submitit ")]
+    return said[-1] if said else (lines[-1] if lines else "it exited without output")
+
+
+try:
+    from hydra.core.singleton import Singleton
+    from hydra.core.utils import JobReturn, filter_overrides
+    from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf
+    from hydra_plugins.hydra_submitit_launcher.submitit_launcher import SlurmLauncher
+    from omegaconf import OmegaConf
+except ImportError:  # the slurm extra is not installed: conf/hydra/launcher/slurm.yaml says how to get it
+    SlurmLauncher = None
+
+if SlurmLauncher is not None:
+
+    class RnnlmSlurmLauncher(SlurmLauncher):
+        def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
+            import submitit
+
+            check_request(self.params.get("partition"), self.params.get("timeout_min"))
+            try:
+                jobs = self._submit(job_overrides, initial_job_idx)
+            except submitit.core.utils.FailedJobError as err:
+                sys.exit(f"error: SLURM refused the sweep's jobs: {_reason(err)}: fix the hydra.launcher setting "
+                         "it names (nothing was submitted).")  # fmt: skip
+            return self._wait(jobs, job_overrides, initial_job_idx)
+
+        def _submit(self, job_overrides, initial_job_idx: int) -> list:
+            """The sweep as one job array (one sbatch call); its jobs, not yet waited for."""
+            import submitit
+
+            params = dict(self.params)
+            executor = submitit.AutoExecutor(folder=params.pop("submitit_folder"), cluster="slurm",
+                                             slurm_max_num_timeout=params.pop("max_num_timeout"))  # fmt: skip
+            generic = set(OmegaConf.structured(BaseQueueConf).keys())  # the rest are slurm_-prefixed
+            executor.update_parameters(**{k if k in generic else f"slurm_{k}": v for k, v in params.items()})
+            Path(str(self.config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
+            log.info("SLURM sweep output dir: %s", self.config.hydra.sweep.dir)
+            calls = []
+            for idx, overrides in enumerate(job_overrides, initial_job_idx):
+                log.info("\t#%d : %s", idx, " ".join(filter_overrides(overrides)))
+                calls.append((list(overrides), "hydra.sweep.dir", idx, f"job_id_for_{idx}", Singleton.get_state()))
+            return executor.map_array(self, *zip(*calls, strict=True))
+
+        @staticmethod
+        def _wait(jobs, job_overrides, initial_job_idx: int, poll_s: float = 2.0, grace_s: float = 15.0):
+            """Every job to its end: its result where it wrote one, else its error line and final state. (A job
+            that ended without a result pickle is given `grace_s` for a shared filesystem to show it.)"""
+            waiting = dict(enumerate(jobs, initial_job_idx))
+            results, failed, ended_at = {}, [], {}
+            while waiting:
+                for idx, job in list(waiting.items()):
+                    if job.paths.result_pickle.exists():
+                        del waiting[idx]
+                        try:
+                            results[idx] = job.results()[0]
+                            continue
+                        except Exception as err:  # noqa: BLE001  (any job's failure is reported, not raised)
+                            why = _job_error(job) if "error: " in _stderr(job) else str(err).strip().splitlines()[-1]
+                        state = "FAILED"
+                    else:
+                        state = slurm_state(job.job_id)
+                        if state is not None and state not in FINAL_STATES:
+                            continue  # pending, running or requeued
+                        if time.monotonic() - ended_at.setdefault(idx, time.monotonic()) < grace_s:
+                            continue
+                        del waiting[idx]
+                        why, state = _job_error(job), state or "ended"
+                    overrides = " ".join(filter_overrides(job_overrides[idx - initial_job_idx]))
+                    failed.append(f"job #{idx} ({overrides}; SLURM job {job.job_id}, {state}) failed: {why}")
+                if waiting:
+                    time.sleep(poll_s)
+            if failed:
+                for line in failed:
+                    print(f"error: {line}", file=sys.stderr)
+                sys.exit(f"error: {len(failed)} of {len(jobs)} sweep jobs failed (above); the others finished "
+                         "(their folders hold results.json).")  # fmt: skip
+            return [results[i] for i in sorted(results)]
