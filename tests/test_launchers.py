@@ -86,3 +86,45 @@ def test_a_refused_sbatch_is_quoted_in_slurms_own_words():
     err = RuntimeError("sbatch: error: Batch job submission failed: Invalid account or account/partition combination")
     assert _reason(err) == "Batch job submission failed: Invalid account or account/partition combination"
     assert _reason(RuntimeError("Traceback\n  ...\nOSError: boom")) == "OSError: boom"
+
+
+class FakeJob:
+    """What the SLURM launcher's wait reads of a submitit job: its files, its id, its result."""
+
+    def __init__(self, folder, job_id: str, result=None, error: str | None = None, stderr: str = "") -> None:
+        from types import SimpleNamespace
+
+        folder.mkdir(parents=True)
+        self.job_id, self._result, self._error = job_id, result, error
+        self.paths = SimpleNamespace(folder=folder, stderr=folder / "log.err", result_pickle=folder / "result.pkl")
+        self.paths.result_pickle.write_text("done")
+        self.paths.stderr.write_text(stderr)
+
+    def results(self):
+        if self._error:
+            raise RuntimeError(f"Job raised\nTraceback ...\n{self._error}")
+        return [self._result]
+
+
+def test_a_failed_slurm_point_is_named_by_what_varies_and_by_its_own_words(tmp_path, capsys):
+    pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
+    from hydra_plugins.rnnlm_slurm import RnnlmSlurmLauncher
+
+    shared = ["trainer=cpu", "data=text"]
+    jobs = [
+        FakeJob(tmp_path / "0", "7_0", result="ok0"),
+        FakeJob(tmp_path / "1", "7_1", error="SystemExit: 2", stderr="noise\nerror: model.dropout=1.5 must be ...\n"),
+        FakeJob(tmp_path / "2", "7_2", error="ValueError: bad shape", stderr="submitit INFO: starting\n"),
+    ]
+    overrides = [[*shared, f"model.dropout={p}"] for p in ("0.1", "1.5", "0.2")]
+    with pytest.raises(SystemExit, match=r"2 of 3 sweep jobs failed \(above\); the others finished"):
+        RnnlmSlurmLauncher._wait(jobs, overrides, 0, poll_s=0)
+    err = capsys.readouterr().err.splitlines()
+    assert err == [
+        "error: job #1 (model.dropout=1.5; SLURM job 7_1, FAILED) failed: model.dropout=1.5 must be ...",
+        "error: job #2 (model.dropout=0.2; SLURM job 7_2, FAILED) failed: ValueError: bad shape",
+    ]
+    alone = [FakeJob(tmp_path / "3", "8_0", error="KeyError: 'x'")]
+    with pytest.raises(SystemExit):
+        RnnlmSlurmLauncher._wait(alone, [shared], 0, poll_s=0)
+    assert "job #0 (the only point; SLURM job 8_0, FAILED) failed: KeyError: 'x'" in capsys.readouterr().err

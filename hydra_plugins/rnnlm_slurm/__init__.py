@@ -85,21 +85,18 @@ def slurm_state(job_id: str) -> str | None:
     return found.group(1) if out.returncode == 0 and found else None
 
 
-def _stderr(job) -> str:
+def _job_error(job, fallback: str | None = None) -> str:
+    """The one line a failed job said: rnnlm's `error: ...`, else `fallback` (its pickled exception's last
+    line), else the last line of its stderr."""
     try:
-        return Path(job.paths.stderr).read_text(errors="replace")
+        lines = Path(job.paths.stderr).read_text(errors="replace").splitlines()
     except OSError:
-        return ""
-
-
-def _job_error(job) -> str:
-    """The one line a failed job said: rnnlm's `error: ...`, else the last line of its stderr."""
-    lines = _stderr(job).splitlines()
-    if not lines:
-        return f"it wrote no log (see {job.paths.folder})"
+        lines = []
     said = [ln.split("error: ", 1)[1] for ln in lines if ln.startswith("error: ")]
+    if said or fallback:
+        return said[-1] if said else fallback
     lines = [ln for ln in lines if ln.strip() and not ln.startswith("submitit ")]
-    return said[-1] if said else (lines[-1] if lines else "it exited without output")
+    return lines[-1] if lines else f"it wrote no log (see {job.paths.folder})"
 
 
 try:
@@ -147,6 +144,7 @@ if SlurmLauncher is not None:
             """Every job to its end: its result where it wrote one, else its error line and final state. (A job
             that ended without a result pickle is given `grace_s` for a shared filesystem to show it.)"""
             waiting = dict(enumerate(jobs, initial_job_idx))
+            shared = set.intersection(*(set(o) for o in job_overrides))  # a failed point is named by what varies
             results, failed, ended_at = {}, [], {}
             while waiting:
                 for idx, job in list(waiting.items()):
@@ -156,7 +154,7 @@ if SlurmLauncher is not None:
                             results[idx] = job.results()[0]
                             continue
                         except Exception as err:  # noqa: BLE001  (any job's failure is reported, not raised)
-                            why = _job_error(job) if "error: " in _stderr(job) else str(err).strip().splitlines()[-1]
+                            why = _job_error(job, fallback=(str(err).strip().splitlines() or ["failed"])[-1])
                         state = "FAILED"
                     else:
                         state = slurm_state(job.job_id)
@@ -166,7 +164,8 @@ if SlurmLauncher is not None:
                             continue
                         del waiting[idx]
                         why, state = _job_error(job), state or "ended"
-                    overrides = " ".join(filter_overrides(job_overrides[idx - initial_job_idx]))
+                    point = [o for o in job_overrides[idx - initial_job_idx] if o not in shared]
+                    overrides = " ".join(filter_overrides(point)) or "the only point"
                     failed.append(f"job #{idx} ({overrides}; SLURM job {job.job_id}, {state}) failed: {why}")
                 if waiting:
                     time.sleep(poll_s)

@@ -68,7 +68,7 @@ def _train(cfg: DictConfig, guard: StopGuard) -> dict[str, float]:
                 results = trainer.test(module, datamodule=datamodule, ckpt_path=best_path or None, verbose=False)
                 metrics.update({k: float(v) for k, v in results[0].items()})
     except TrainingInterrupted as stop:
-        _say_how_to_resume(stop, trainer, requeued=guard.preempted and guard.requeue is not None)
+        _say_how_to_resume(stop, trainer, requeued=guard.preempted)  # set only where submitit requeues
         raise
     finally:
         finish_runs(trainer)
