@@ -115,6 +115,13 @@ def test_tensorboard_logger(tiny_corpus, tmp_path):
     assert list((run_dir / "tensorboard").glob("events.out.tfevents.*"))
 
 
+def test_no_logger_trains_with_the_default_callbacks(tiny_corpus, tmp_path):
+    run_dir = tmp_path / "run"  # the learning-rate monitor has nowhere to write: left out, not an error
+    metrics = train_here(*tiny_overrides(tiny_corpus), "logger=[]", "trainer.max_epochs=2", run_dir=run_dir)
+    assert metrics["val/ppl"] == pytest.approx(MEASURED["lstm"][0], rel=0.01)
+    assert json.loads((run_dir / "results.json").read_text())["epochs"] == 2 and not (run_dir / "csv").exists()
+
+
 def test_sgd_with_plateau_scheduler(tiny_corpus, tmp_path):
     run_dir = tmp_path / "run"
     overrides = [*tiny_overrides(tiny_corpus), "optim=sgd", "optim.lr=1.0", "scheduler=plateau"]

@@ -11,6 +11,7 @@ from typing import Any
 import lightning as L
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
+from lightning.pytorch.callbacks import LearningRateMonitor
 from lightning.pytorch.loggers import WandbLogger
 from omegaconf import DictConfig, OmegaConf, open_dict
 
@@ -65,6 +66,8 @@ def build_trainer(cfg: DictConfig, checkpoint: dict, guard: StopGuard | None = N
     loggers = [instantiate_node(f"logger.{k}", c, **_continued_run(c, checkpoint)) for k, c in logger_cfgs]
     if any(isinstance(lg, WandbLogger) for lg in loggers):
         callbacks.append(WandbRunId())
+    if not loggers:  # `logger=[]`: Lightning stops a run whose learning-rate monitor has nowhere to write
+        callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
     trainer_cfg = plain(cfg.trainer)
     strategy = trainer_cfg.pop("strategy", "auto")
     if isinstance(strategy, dict):
