@@ -22,6 +22,15 @@ def user_error(err: BaseException | None) -> UserError | None:
     return None
 
 
+class ErrorExit(SystemExit):
+    """`sys.exit(2)` after the one-sentence error, the sentence kept for launchers that report it per sweep
+    point (Ray runs a job in a worker whose stderr the sweep does not read)."""
+
+    def __init__(self, sentence: str) -> None:
+        super().__init__(2)
+        self.sentence = sentence
+
+
 def run_or_exit(fn: Callable[..., T], *args, **kwargs) -> T:
     try:
         return fn(*args, **kwargs)
@@ -31,4 +40,4 @@ def run_or_exit(fn: Callable[..., T], *args, **kwargs) -> T:
             raise
         log.error("%s", err)
         print(f"error: {err}", file=sys.stderr, flush=True)
-        sys.exit(2)
+        raise ErrorExit(str(err)) from None

@@ -1,14 +1,12 @@
-"""The cluster launchers' configs: SLURM composes into the submitit request; Ray runs a real local sweep."""
+"""The cluster launchers' configs and failure reports (live: test_slurm_live.py, test_ray_live.py)."""
 
 from __future__ import annotations
-
-import importlib.util
 
 import pytest
 from hydra import compose, initialize_config_dir
 
 import rnnlm.sweeps.resolvers  # noqa: F401  (as train.py: the launcher configs use its resolvers)
-from tests.conftest import ROOT, run_train, tiny_overrides
+from tests.conftest import ROOT
 
 
 def compose_train(*overrides: str):
@@ -30,19 +28,30 @@ def test_slurm_asks_a_cpu_run_for_no_gpu():
         assert (launcher.gpus_per_node, launcher.tasks_per_node) == (gpus, tasks), trainer
 
 
+def test_ray_asks_one_gpu_per_device_and_a_cpu_run_for_none():
+    for trainer, gpus in (("trainer=default", 1), ("trainer=cpu", 0), ("trainer=ddp_cpu", 0), ("trainer=gpu", 1)):
+        remote = compose_train("hydra/launcher=ray", trainer).hydra.launcher.ray.remote
+        assert (remote.num_gpus, remote.max_retries, remote.max_calls) == (gpus, 2, 1), trainer
+
+
+def test_a_ray_job_bigger_than_every_node_is_one_sentence():
+    pytest.importorskip("hydra_plugins.hydra_ray_launcher")
+    from hydra_plugins.rnnlm_ray import check_fits
+
+    nodes = [{"CPU": 2.0, "memory": 1e9}, {"CPU": 8.0, "GPU": 1.0}]
+    check_fits(nodes, {"num_gpus": 1, "num_cpus": 8})  # the second node takes it
+    with pytest.raises(SystemExit, match=r"^error: hydra.launcher.ray.remote.num_gpus=2 is more than any node of the "
+                       r"Ray cluster has \(at most 1 GPU\): set it to at most 1 \(0 runs on CPUs: trainer=cpu sets "
+                       r"it so\)\.$"):  # fmt: skip
+        check_fits(nodes, {"num_gpus": 2, "num_cpus": 1})
+    with pytest.raises(
+        SystemExit, match=r"remote.num_cpus=4 is more than .* \(at most 2 CPU\): set it to at most 2\.$"
+    ):
+        check_fits(nodes[:1], {"num_gpus": 0, "num_cpus": 4})
+
+
 def test_the_default_multirun_launcher_is_the_gpu_pool():
     assert compose_train().hydra.launcher._target_.endswith("GpuPoolLauncher")
-
-
-@pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason='needs the ray extra: pip install -e ".[ray]"')
-def test_ray_runs_a_two_job_sweep_locally(tiny_corpus, tmp_path):
-    overrides = [o for o in tiny_overrides(tiny_corpus, tmp_path) if not o.startswith("hydra.run.dir")]
-    run_train(
-        "-m", *overrides, "hydra/launcher=ray", "hydra.launcher.ray.remote.num_gpus=0",
-        "hydra.launcher.ray.remote.num_cpus=1", "trainer.max_epochs=1", "model.hidden_size=8,16",
-        f"hydra.sweep.dir={tmp_path / 'sweep'}", cwd=tmp_path,
-    )  # fmt: skip
-    assert sorted(p.parent.name for p in (tmp_path / "sweep").glob("*/results.json")) == ["0", "1"]
 
 
 def fake_sinfo(monkeypatch, text: str) -> None:

@@ -21,6 +21,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from rnnlm.sweeps.failed_points import exit_if_failed, last_line, point_label
+
 log = logging.getLogger(__name__)
 
 
@@ -144,7 +146,6 @@ if SlurmLauncher is not None:
             """Every job to its end: its result where it wrote one, else its error line and final state. (A job
             that ended without a result pickle is given `grace_s` for a shared filesystem to show it.)"""
             waiting = dict(enumerate(jobs, initial_job_idx))
-            shared = set.intersection(*(set(o) for o in job_overrides))  # a failed point is named by what varies
             results, failed, ended_at = {}, [], {}
             while waiting:
                 for idx, job in list(waiting.items()):
@@ -154,7 +155,7 @@ if SlurmLauncher is not None:
                             results[idx] = job.results()[0]
                             continue
                         except Exception as err:  # noqa: BLE001  (any job's failure is reported, not raised)
-                            why = _job_error(job, fallback=(str(err).strip().splitlines() or ["failed"])[-1])
+                            why = _job_error(job, fallback=last_line(str(err)))
                         state = "FAILED"
                     else:
                         state = slurm_state(job.job_id)
@@ -164,14 +165,9 @@ if SlurmLauncher is not None:
                             continue
                         del waiting[idx]
                         why, state = _job_error(job), state or "ended"
-                    point = [o for o in job_overrides[idx - initial_job_idx] if o not in shared]
-                    overrides = " ".join(filter_overrides(point)) or "the only point"
-                    failed.append(f"job #{idx} ({overrides}; SLURM job {job.job_id}, {state}) failed: {why}")
+                    point = point_label(job_overrides[idx - initial_job_idx], job_overrides)
+                    failed.append(f"job #{idx} ({point}; SLURM job {job.job_id}, {state}) failed: {why}")
                 if waiting:
                     time.sleep(poll_s)
-            if failed:
-                for line in failed:
-                    print(f"error: {line}", file=sys.stderr)
-                sys.exit(f"error: {len(failed)} of {len(jobs)} sweep jobs failed (above); the others finished "
-                         "(their folders hold results.json).")  # fmt: skip
+            exit_if_failed(failed, len(jobs))
             return [results[i] for i in sorted(results)]
