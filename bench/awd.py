@@ -3,7 +3,8 @@
     python -m bench --only awd_speed   # ~10 min here: what weight drop, bf16, torch.compile and larger batches cost
     python -m bench --only budget      # the time budgets, then each ptb_cpu_* recipe trained and tested (~3 h)
     python -m bench --only ablation    # the budget recipe with each regulariser switched off in turn
-    python -m bench.awd --part speed|budget|ablation [--quick] [--recipe NAME]   # one part, printed, not written
+    python -m bench.awd --part ablation --jobs 2   # the same, two runs at a time (one thread each), resumable
+    python -m bench.awd --part speed|budget|ablation [--quick] [--recipe NAME] [--jobs N]   # one part, printed only
 
 Rows:
   train/cpu/awd/<variant>            tokens/s of train.py's path, interleaved rounds, windows of bptt 35:
@@ -22,14 +23,21 @@ Rows:
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 from omegaconf import OmegaConf
 
 from bench.common import QUIET_RUN, TABLE_HEADER, Row, config, machine, ratio_row
-from bench.stream import PTB_TRAIN_TOKENS, cost_rows, recipe
+from bench.stream import PTB_TRAIN_TOKENS, RECIPE_RUN, cost_rows, recipe
 from bench.train_throughput import framework_loop
 from rnnlm.training.build import build
 
+ROOT = Path(__file__).resolve().parent.parent  # train.py's folder
 BASE = ("experiment=ptb_stream_small_tied", "model.locked_dropout=true")
 VARIANTS = {  # name: (what, overrides)
     "fp32-peer": ("pytorch/examples' recipe (ptb_stream_small), fp32", ("experiment=ptb_stream_small",)),
@@ -120,22 +128,61 @@ def budget_rows(overrides=(), names=None) -> list[Row]:
     return rows
 
 
-def ablation_rows(name: str = "ptb_cpu_75min", overrides=()) -> list[Row]:
-    """The recipe whole, then without each part in ABLATION (one training run each)."""
+def ablation_rows(name: str = "ptb_cpu_75min", overrides=(), jobs: int = 1) -> list[Row]:
+    """The recipe whole, then without each part in ABLATION: one train.py run each, `jobs` at a time."""
     cfg = config(f"experiment={name}", *overrides)
-    full = recipe(name, *overrides)["test/ppl"]
-    rows = [Row(f"quality/ablation/{name}/all", f"experiment={name}: stream-level test ppl", [full], "ppl", "lower")]
+    points = {"all": ()}
     for part, off in ABLATION.items():
-        if all(_same(OmegaConf.select(cfg, k), v) for k, v in (o.split("=") for o in off)):
-            continue  # the recipe does not use this part
-        got = recipe(name, *off, *overrides)["test/ppl"]
+        if not all(_same(OmegaConf.select(cfg, k), v) for k, v in (o.split("=") for o in off)):
+            points[part] = off  # parts the recipe does not use are left out
+    got = train_points(name, points, overrides, jobs)
+    full = got["all"]["test/ppl"]
+    how = f"{jobs} runs at a time" if jobs > 1 else "one run at a time"
+    rows = [Row(f"quality/ablation/{name}/all", f"experiment={name}: stream-level test ppl ({how})", [full], "ppl",
+                "lower")]  # fmt: skip
+    for part, off in list(points.items())[1:]:
         rows += [
-            Row(f"quality/ablation/{name}/without-{part}", f"{name} without {part} ({' '.join(off)})", [got], "ppl",
-                "lower"),
+            Row(f"quality/ablation/{name}/without-{part}", f"{name} without {part} ({' '.join(off)})",
+                [got[part]["test/ppl"]], "ppl", "lower"),
             Row(f"quality/ablation/{name}/without-{part}-delta", f"{name}: test ppl change without {part}",
-                [got - full], "ppl"),
+                [got[part]["test/ppl"] - full], "ppl"),
         ]  # fmt: skip
     return rows
+
+
+def train_points(name: str, points: dict[str, tuple[str, ...]], overrides=(), jobs: int = 1) -> dict[str, dict]:
+    """Each point's `python train.py experiment=NAME <its overrides>` in a process and folder of its own
+    ($BENCH_OUT/ablation/NAME/POINT), `jobs` at a time with the cores shared out (two one-thread runs do ~1.4x the
+    work of one two-thread run on 2 cores; the numbers are epochs', not minutes'). A point whose folder holds a
+    results.json of the same overrides is read, not trained again, and one cut off resumes from its last
+    checkpoint (train.py resumes a run in its own folder), so an ablation stopped half-way goes on from there."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    root = Path(os.environ.get("BENCH_OUT", "/tmp/rnnlm-bench"), "ablation", name)
+    threads = max(1, len(os.sched_getaffinity(0)) // jobs)
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        runs = {p: pool.submit(train_point, name, [*off, *overrides], root / p, threads) for p, off in points.items()}
+        return {p: run.result() for p, run in runs.items()}
+
+
+def train_point(name: str, overrides: list[str], folder: Path, threads: int) -> dict:
+    """One recipe run as train.py, in `folder`: its metrics (test/ppl of the best validation checkpoint)."""
+    done = folder / "results.json"
+    command = [sys.executable, str(ROOT / "train.py"), f"experiment={name}", *RECIPE_RUN, *overrides,
+               f"hydra.run.dir={folder}"]  # fmt: skip
+    if not done.exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+        with open(folder / "stdout.log", "a") as out:
+            started = time.strftime("%Y-%m-%d %H:%M")
+            print(f"$ {' '.join(command)}  # {threads} threads, {started}", file=out, flush=True)
+            failed = subprocess.run(command, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT).returncode
+        if failed or not done.exists():
+            raise RuntimeError(f"{' '.join(command)} failed (exit {failed}): see {folder / 'stdout.log'}")
+    results = json.loads(done.read_text())
+    if results["overrides"] != command[2:-1]:
+        raise RuntimeError(f"{done} is a run of other overrides ({results['overrides']}): delete {folder} to redo it")
+    return {**results["metrics"], "epochs": results["epochs"], "wall_time_s": results["wall_time_s"]}
 
 
 def _same(value, override: str) -> bool:
@@ -163,12 +210,13 @@ def main() -> None:
         choices=sorted(BUDGET_RECIPES),
         help="budget: train only this recipe (repeatable); ablation: the recipe ablated",
     )
+    ap.add_argument("--jobs", type=int, default=1, help="ablation: runs at a time (the cores shared out)")
     args = ap.parse_args()
     print(f"machine: {machine()}\n\n{TABLE_HEADER}", flush=True)
     parts = {
         "speed": lambda: measure_speed(args.quick),
         "budget": lambda: budget_rows(names=args.recipe),
-        "ablation": lambda: ablation_rows(*(args.recipe or [])[:1]),
+        "ablation": lambda: ablation_rows(*(args.recipe or [])[:1], jobs=args.jobs),
     }
     rows = parts[args.part]()
     for row in rows:

@@ -158,17 +158,46 @@ def test_the_ablation_switches_off_each_part_the_recipe_uses(monkeypatch):
     from bench import awd
 
     runs = []
-    monkeypatch.setattr(awd, "recipe", lambda name, *o: runs.append(o) or {"test/ppl": 100.0 + len(o)})
-    rows = {r.key: r.median for r in awd.ablation_rows("ptb_cpu_18min")}
-    assert runs == [(), ("module.averaging.kind=none",)]  # the only AWD part it uses
+
+    def train(name, overrides, folder, threads):
+        runs.append((folder.name, tuple(overrides), threads))
+        return {"test/ppl": 100.0 + len(overrides)}
+
+    monkeypatch.setattr(awd, "train_point", train)
+    monkeypatch.setattr(awd.os, "sched_getaffinity", lambda pid: {0, 1})
+    rows = {r.key: r.median for r in awd.ablation_rows("ptb_cpu_18min", jobs=2)}
+    assert sorted(runs) == [("all", (), 1), ("averaging", ("module.averaging.kind=none",), 1)]  # its one AWD part
     assert rows["quality/ablation/ptb_cpu_18min/without-averaging-delta"] == 1.0
     runs.clear()
     awd.ablation_rows("awd_lstm_ptb")
-    assert len(runs) == 1 + len(awd.ABLATION)  # every part, each switched off alone
-    assert ("module.ar=0", "module.tar=0") in runs and ("model.weight_drop=0",) in runs
+    assert len(runs) == 1 + len(awd.ABLATION) and {t for *_, t in runs} == {2}  # every part; one job, both cores
+    assert ("ar-tar", ("module.ar=0", "module.tar=0"), 2) in runs
     runs.clear()
     awd.ablation_rows()  # the default: the longer budget's recipe, which uses every part
     assert len(runs) == 1 + len(awd.ABLATION)
+
+
+def test_an_ablation_point_is_train_py_in_its_folder_and_read_once_done(monkeypatch, tmp_path):
+    from bench import awd
+
+    calls = []
+
+    def fake_train(command, env, stdout, stderr, cwd):  # what train.py leaves: results.json with its overrides
+        calls.append((command, env["OMP_NUM_THREADS"]))
+        results = {"overrides": command[2:-1], "metrics": {"test/ppl": 77.7}, "epochs": 18, "wall_time_s": 60.0}
+        (tmp_path / "p" / "results.json").write_text(json.dumps(results))
+        return subprocess.CompletedProcess(command, 0)
+
+    monkeypatch.setattr(awd.subprocess, "run", fake_train)
+    got = awd.train_point("ptb_cpu_75min", ["model.weight_drop=0"], tmp_path / "p", threads=1)
+    assert got == {"test/ppl": 77.7, "epochs": 18, "wall_time_s": 60.0}
+    ((command, threads),) = calls
+    assert command[1].endswith("train.py") and command[2] == "experiment=ptb_cpu_75min" and threads == "1"
+    assert command[-2:] == ["model.weight_drop=0", f"hydra.run.dir={tmp_path / 'p'}"]
+    assert awd.train_point("ptb_cpu_75min", ["model.weight_drop=0"], tmp_path / "p", threads=1) == got
+    assert len(calls) == 1  # done: read, not trained again
+    with pytest.raises(RuntimeError, match="is a run of other overrides .*: delete .* to redo it"):
+        awd.train_point("ptb_cpu_75min", ["model.weight_drop=0.1"], tmp_path / "p", threads=1)
 
 
 def test_each_budget_recipe_is_timed_against_its_own_budget(monkeypatch):
