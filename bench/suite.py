@@ -144,6 +144,13 @@ def section_data(plan: Plan, overrides) -> list[Row]:
     return measure(plan.data_sentences, plan.repeats)
 
 
+def section_adaptive(plan: Plan, overrides) -> list[Row]:
+    from bench.adaptive import measure
+
+    own = [o for o in overrides if not o.startswith("data")]  # its own corpus: a 267k-word vocabulary
+    return measure(overrides=own) if plan.repeats > 1 else measure(50_000, 4, 2, 1, own)
+
+
 def section_gpu(plan: Plan, overrides) -> list[Row]:
     import torch
 
@@ -161,6 +168,7 @@ SECTIONS: dict[str, Callable] = {
     "generation": section_generation, "padding": section_padding, "data": section_data, "gpu": section_gpu,
     "stream_speed": section_stream_speed, "stream": section_stream, "stream_slow": section_stream_slow,
     "awd_speed": section_awd_speed, "budget": section_budget, "ablation": section_ablation,
+    "adaptive": section_adaptive,
 }  # fmt: skip
 # What `python -m bench` runs without --only: stream_slow (zaremba_small's 13 epochs, ~40 min here), budget and
 # ablation (CPU recipes trained whole, one run each) only on request.

@@ -110,7 +110,7 @@ def test_quick_suite_on_tiny_data(tiny_corpus, tmp_path):
     overrides = [f"data.train_path={tiny_corpus['train']}", f"data.val_path={tiny_corpus['val']}",
                  f"data.test_path={tiny_corpus['test']}", "data=text", "data.batch_size=8"]  # fmt: skip
     sections = ["ceiling", "train", "loss", "quality", "stream_speed", "stream", "awd_speed", "generation", "padding",
-                "gpu"]  # fmt: skip
+                "adaptive", "gpu"]  # fmt: skip
     cmd = [sys.executable, "-m", "bench", "--quick", "--only", *sections, *overrides]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=env, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -130,6 +130,8 @@ def test_quick_suite_on_tiny_data(tiny_corpus, tmp_path):
     for prec in ("fp32", "bf16") if cpu_has_bf16() else ("fp32",):  # bench.loss skips bf16 there, saying so
         assert {f"loss/cpu/{prec}/{k}" for k in ("rnnlm", "torch", "torch-chunked", "torch-vs-rnnlm", "step-rnnlm",
                                                  "step-torch", "step-rnnlm-vs-torch")} <= keys  # fmt: skip
+    assert {f"train/cpu/vocab267k/{k}" for k in ("full", "adaptive", "adaptive-vs-full")} <= keys
+    assert {"quality/vocab267k/full/val-ppl", "quality/vocab267k/adaptive/val-ppl"} <= keys
     assert all(v > 0 for r in rows if r["key"].startswith("train/") for v in r["values"])
     assert "GPU rows skipped" in proc.stdout or any(k.startswith("train/cuda") for k in keys)
     assert "wrote the results table" not in proc.stdout  # a quick run never touches the docs

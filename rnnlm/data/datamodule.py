@@ -189,6 +189,15 @@ class SentenceDataModule(L.LightningDataModule):
         self.prepare()
         return self.tokenizer.get_vocab_size()
 
+    def target_counts(self) -> np.ndarray:
+        """How often each token id is a training target: its occurrences, and <eos> once per sentence (in
+        both modes every sentence ends with one); the adaptive softmax sorts its classes by these."""
+        self.prepare()
+        train = self.splits["train"]
+        counts = np.bincount(train.tokens, minlength=self.vocab_size).astype(np.int64)
+        counts[self.ids["eos"]] += len(train)
+        return counts
+
     @property
     def ids(self) -> dict[str, int]:
         self.prepare()

@@ -132,7 +132,7 @@ class Generator:
     def _log_probs(self, feats: torch.Tensor) -> torch.Tensor:
         """Next-token log-probabilities with <pad> and <sos> (never valid next tokens) at -inf."""
         with self._autocast():
-            logits = self.net.decoder(feats)
+            logits = self.net.scores(feats)
         logp = torch.log_softmax(logits.float(), dim=-1)
         return logp.index_fill_(-1, self._never, float("-inf"))
 
@@ -142,7 +142,7 @@ class Generator:
         tokens, logprobs = [], []
         for f in feats.split(DECODE_ROWS):
             with self._autocast():
-                logits = self.net.decoder(f).float()
+                logits = self.net.scores(f).float()
             if cfg.strategy == "greedy":
                 lse = torch.logsumexp(logits, dim=-1)
                 tok = logits.index_fill_(-1, self._never, float("-inf")).argmax(-1)

@@ -1,5 +1,8 @@
 """RNNLanguageModel: embedding -> dropout -> RNN/GRU/LSTM -> dropout -> optional MLP head -> vocabulary.
 
+The output layer is a full softmax (an nn.Linear, whose product the loss fuses: rnnlm.models.loss) or, for
+large vocabularies, an adaptive softmax (rnnlm.models.output); `nll` and `scores` hide which.
+
 The dropouts are pytorch/examples' one rate by default, or AWD-LSTM's set (rnnlm.models.regularisers): word
 dropout on the embedding, locked dropout on the input, between layers and on the output, weight drop.
 
@@ -15,6 +18,8 @@ from torch import nn
 
 from rnnlm import checks
 from rnnlm.errors import UserError
+from rnnlm.models.loss import linear_cross_entropy
+from rnnlm.models.output import OUTPUTS, AdaptiveOutput
 from rnnlm.models.regularisers import dropout, embedding_dropout, run_weight_dropped
 from rnnlm.models.rnn_stack import RNNStack
 from rnnlm.models.vanilla import VanillaRNN
@@ -44,11 +49,18 @@ class RNNLanguageModel(nn.Module):
         dropout_output: float | None = None,
         locked_dropout: bool = False,
         weight_drop: float = 0.0,
+        output: str = "full",
+        adaptive_cutoffs: Sequence[int] | None = None,
+        adaptive_coverage: Sequence[float] = (0.9, 0.95, 0.99),
+        adaptive_div_value: float = 4.0,
     ) -> None:
+        """`adaptive_cutoffs`: the adaptive softmax's cluster bounds in the frequency order; None is allowed
+        only before build() has counted the training tokens (it sets them from `adaptive_coverage`)."""
         super().__init__()
         check_model_args(cell, embed_size, hidden_size, num_layers, dropout, linear_hidden_sizes, tie_weights,
                          nonlinearity, init_range, dropout_embed, dropout_input, dropout_hidden, dropout_output,
-                         locked_dropout, weight_drop)  # fmt: skip
+                         locked_dropout, weight_drop, output, adaptive_cutoffs, adaptive_coverage,
+                         adaptive_div_value)  # fmt: skip
         self.cell = cell
         sizes = layer_sizes(hidden_size, num_layers)
         # Each unset rate is model.dropout (the one rate of pytorch/examples); AWD-LSTM sets each apart.
@@ -70,9 +82,15 @@ class RNNLanguageModel(nn.Module):
             head += [nn.Linear(width, size), nn.ReLU(), nn.Dropout(dropout)]
             width = size
         self.head = nn.Sequential(*head)
-        self.decoder = nn.Linear(width, vocab_size)
-        if tie_weights:
-            self.decoder.weight = self.embedding.weight
+        if output == "adaptive":
+            if adaptive_cutoffs is None:
+                raise ValueError("adaptive_cutoffs: build() sets them from the training counts")
+            tied = self.embedding if tie_weights else None
+            self.decoder = AdaptiveOutput(width, vocab_size, adaptive_cutoffs, adaptive_div_value, tied)
+        else:
+            self.decoder = nn.Linear(width, vocab_size)
+            if tie_weights:
+                self.decoder.weight = self.embedding.weight
         self._init_weights(init_range)
 
     def _init_weights(self, init_range: float | None) -> None:
@@ -84,9 +102,15 @@ class RNNLanguageModel(nn.Module):
         # pytorch/examples' word_language_model: small uniform embedding/decoder, the RNN's own default
         # (uniform in +-1/sqrt(hidden_size)).
         nn.init.uniform_(self.embedding.weight, -0.1, 0.1)
+        if self.adaptive:
+            return  # the library's own init (and, tied, the embedding's rows)
         nn.init.zeros_(self.decoder.bias)
         if self.decoder.weight is not self.embedding.weight:
             nn.init.uniform_(self.decoder.weight, -0.1, 0.1)
+
+    @property
+    def adaptive(self) -> bool:
+        return isinstance(self.decoder, AdaptiveOutput)
 
     def _dropout(self, x: torch.Tensor, p: float) -> torch.Tensor:
         return dropout(x, p, self.training, self.locked)
@@ -107,10 +131,21 @@ class RNNLanguageModel(nn.Module):
         features, hidden, _, _ = self.encode(inputs, hidden)
         return features, hidden
 
+    def scores(self, features: torch.Tensor) -> torch.Tensor:
+        """(..., width) -> (..., vocab) scores whose softmax is the model's distribution: the full softmax's
+        logits, or the adaptive softmax's log-probabilities (equal to logits up to a constant per row)."""
+        return self.decoder.log_probs(features) if self.adaptive else self.decoder(features)
+
+    def nll(self, features: torch.Tensor, targets: torch.Tensor, ignore_index: int) -> torch.Tensor:
+        """Summed NLL (fp32) of `targets` (N,) given `features` (N, width); `ignore_index` rows count for nothing."""
+        if self.adaptive:
+            return self.decoder.nll(features, targets, ignore_index)
+        return linear_cross_entropy(features, self.decoder.weight, self.decoder.bias, targets, ignore_index)
+
     def forward(self, inputs: torch.Tensor, hidden: Hidden | None = None) -> tuple[torch.Tensor, Hidden]:
-        """inputs (batch, time) token ids -> logits (batch, time, vocab) and the final hidden state."""
+        """inputs (batch, time) token ids -> scores (batch, time, vocab) and the final hidden state."""
         features, hidden = self.features(inputs, hidden)
-        return self.decoder(features), hidden
+        return self.scores(features), hidden
 
 
 def _rate(rate: float | None, default: float) -> float:
@@ -148,6 +183,10 @@ def check_model_args(
     dropout_output: float | None = None,
     locked_dropout: bool = False,
     weight_drop: float = 0.0,
+    output: str = "full",
+    adaptive_cutoffs: Sequence[int] | None = None,
+    adaptive_coverage: Sequence[float] = (0.9, 0.95, 0.99),
+    adaptive_div_value: float = 4.0,
 ) -> None:
     """Reject impossible settings with one sentence that says what to change (the one place they are checked)."""
     if cell not in CELLS:
@@ -176,6 +215,7 @@ def check_model_args(
         if rate is not None:
             checks.number(f"model.{key}", rate, 0.0, 1.0)
     checks.boolean("model.tie_weights", tie_weights)
+    _check_output(output, adaptive_cutoffs, adaptive_coverage, adaptive_div_value)
     checks.boolean("model.locked_dropout", locked_dropout)
     if init_range is not None:
         checks.number("model.init_range", init_range, 0.0, None, low_open=True)
@@ -190,6 +230,24 @@ def check_model_args(
             f"model.tie_weights=true needs {source} ({last}) to equal model.embed_size ({embed_size}): "
             f"set model.embed_size={last}, make the last layer {embed_size} wide, or set model.tie_weights=false."
         )
+
+
+def _check_output(output: str, cutoffs, coverage, div_value: float) -> None:
+    """The output layer's settings, as far as they can be checked before the vocabulary is known."""
+    if output not in OUTPUTS:
+        raise UserError(f"model.output={output} is not known: use full (the default) or adaptive.")
+    if output != "adaptive":
+        return
+    if cutoffs is not None:
+        _check_sizes("model.adaptive_cutoffs", cutoffs)
+        if not cutoffs or list(cutoffs) != sorted(set(cutoffs)):
+            raise UserError(f"model.adaptive_cutoffs={list(cutoffs)} must be increasing token counts, e.g. "
+                            "[2000, 10000], or null for cutoffs from model.adaptive_coverage.")  # fmt: skip
+    if isinstance(coverage, (str, bytes)) or not isinstance(coverage, Sequence) or not coverage:
+        raise UserError(f"model.adaptive_coverage={coverage!r} must be a list of fractions, e.g. [0.9, 0.95, 0.99].")
+    for share in coverage:
+        checks.number("model.adaptive_coverage", share, 0.0, 1.0, low_open=True)
+    checks.number("model.adaptive_div_value", div_value, 1.0, None)
 
 
 def _check_sizes(key: str, sizes: object, allow_int: bool = False) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import lightning as L
+import numpy as np
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import LearningRateMonitor
@@ -18,6 +19,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from rnnlm.cli import user_error
 from rnnlm.data.datamodule import SentenceDataModule
 from rnnlm.errors import UserError
+from rnnlm.models.output import check_cutoffs, coverage_cutoffs
 from rnnlm.models.trained import read_checkpoint
 from rnnlm.precision import settle_precision
 from rnnlm.training import quiet  # noqa: F401  (library noise filtered before anything is built)
@@ -103,15 +105,18 @@ def build(cfg: DictConfig, guard: StopGuard | None = None) -> tuple[SentenceData
     trainer = build_trainer(cfg, resumed, guard)
     datamodule.prepare()
     datamodule.check_layout(trainer.world_size)
+    model_cfg, counts = output_layer(plain(cfg.model), datamodule, source)
     module = LanguageModel(
         tokenizer_json=datamodule.tokenizer_json,
-        model=plain(cfg.model),
+        model=model_cfg,
         optim=plain(cfg.optim),
         scheduler=plain(cfg.get("scheduler")),
         tokenizer_cfg=plain(cfg.tokenizer),
         data_mode=datamodule.mode,
         **plain(cfg.get("module") or {}),
     )
+    if counts is not None:
+        module.net.decoder.set_frequencies(counts)  # a checkpoint's own order replaces it when it loads
     if initial:
         module.net.load_state_dict(
             {k.removeprefix("net."): v for k, v in initial["state_dict"].items() if k.startswith("net.")}
@@ -120,6 +125,20 @@ def build(cfg: DictConfig, guard: StopGuard | None = None) -> tuple[SentenceData
     for lg in trainer.loggers:
         lg.log_hyperparams(hparams)
     return datamodule, module, trainer
+
+
+def output_layer(model: dict, datamodule: SentenceDataModule, checkpoint: dict) -> tuple[dict, np.ndarray | None]:
+    """The model settings with the adaptive softmax's cutoffs made explicit (saved so, a checkpoint rebuilds the
+    same layer), and the training target counts that order its classes (None for a full softmax)."""
+    if model.get("output") != "adaptive":
+        return model, None
+    counts = datamodule.target_counts()
+    if model.get("adaptive_cutoffs") is None:
+        saved = ((checkpoint or {}).get("hyper_parameters") or {}).get("model") or {}
+        cutoffs = saved.get("adaptive_cutoffs") or coverage_cutoffs(counts, model.get("adaptive_coverage"))
+        model = {**model, "adaptive_cutoffs": cutoffs}
+    check_cutoffs(model["adaptive_cutoffs"], len(counts))
+    return model, counts
 
 
 def _initial_weights(cfg: DictConfig) -> dict:

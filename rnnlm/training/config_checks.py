@@ -26,7 +26,7 @@ from rnnlm.models.trained import check_local
 # Keys that decide the shapes (or meaning) of a checkpoint's weights; dropout rates may change on resuming.
 # locked_dropout is one of them: it runs the layers one by one (RNNStack), whose weights are named per layer.
 STRUCTURAL = ("cell", "embed_size", "hidden_size", "num_layers", "linear_hidden_sizes", "tie_weights", "nonlinearity",
-              "locked_dropout")  # fmt: skip
+              "locked_dropout", "output", "adaptive_div_value")  # fmt: skip
 
 
 def _params(fn: Callable, skip: Iterable[str] = ()) -> set[str]:
@@ -167,6 +167,9 @@ def _differences(cfg: DictConfig, checkpoint: dict) -> list[str]:
         for k in STRUCTURAL
         if k in saved_model and _plain(cfg.model.get(k)) != saved_model[k]
     ]
+    cutoffs = _plain(cfg.model.get("adaptive_cutoffs"))  # null: the checkpoint's (counted when it was trained)
+    if cfg.model.get("output") == "adaptive" and cutoffs is not None and cutoffs != saved_model.get("adaptive_cutoffs"):
+        diffs.append(f"model.adaptive_cutoffs={cutoffs} (checkpoint: {saved_model.get('adaptive_cutoffs')})")
     saved_tok = hp.get("tokenizer_cfg") or {}
     return diffs + [
         f"tokenizer.{k}={cfg.tokenizer.get(k)!r} (checkpoint: {v!r})"

@@ -22,7 +22,6 @@ from rnnlm import checks
 from rnnlm.data.batch import Batch
 from rnnlm.data.tokenizer import special_ids, tokenizer_from_json
 from rnnlm.errors import UserError
-from rnnlm.models.loss import linear_cross_entropy
 from rnnlm.models.regularisers import activation_penalty
 from rnnlm.models.rnn_lm import RNNLanguageModel
 from rnnlm.training.averaging import WeightAverage
@@ -265,9 +264,7 @@ def score_window(net: RNNLanguageModel, inputs: torch.Tensor, hidden: Any, targe
     """The summed NLL of one batch (or window) and what the step needs besides: the final state and the last
     layer's output before and after its dropout (AR/TAR). One function, so module.compile compiles it whole."""
     features, hidden, raw, dropped = net.encode(inputs, hidden)
-    decoder = net.decoder
-    nll = linear_cross_entropy(features.flatten(0, 1), decoder.weight, decoder.bias, targets.flatten(), pad)
-    return nll, hidden, raw, dropped
+    return net.nll(features.flatten(0, 1), targets.flatten(), pad), hidden, raw, dropped
 
 
 def detach(hidden: Any) -> Any:

@@ -28,18 +28,27 @@ class ParameterSummary(ModelSummary):
         total = pl_module.num_parameters
         cfg = pl_module.hparams.model
         log.info("model: %s, %s parameters (%.1f MB in fp32)", net.cell, f"{total:,}", total * 4 / 2**20)
-        tied = net.decoder.weight is net.embedding.weight
         rows = [
             ("embedding", f"{net.embedding.num_embeddings:,} x {net.embedding.embedding_dim}", _count(net.embedding)),
             ("rnn", _rnn_shape(net.cell, cfg.get("num_layers", 2), cfg.get("hidden_size", 200)), _count(net.rnn)),
         ]
         if len(net.head):
             rows.append(("head", " -> ".join(str(s) for s in cfg.get("linear_hidden_sizes", [])), _count(net.head)))
-        decoder = net.decoder.bias.numel() if tied else _count(net.decoder)
-        shape = f"{net.decoder.in_features} -> {net.decoder.out_features:,}" + (" (tied: bias only)" if tied else "")
-        rows.append(("decoder", shape, decoder))
+        rows.append(("decoder", *_decoder(net, cfg)))
         for name, shape, count in rows:
             log.info("  %-9s %-32s %12s", name, shape, f"{count:,}")
+
+
+def _decoder(net, cfg) -> tuple[str, int]:
+    """The output layer's shape and its own parameters (a tied embedding's are counted once, as the embedding)."""
+    if net.adaptive:
+        tied = " (tied where the sizes allow)" if cfg.get("tie_weights") else ""
+        vocab = net.embedding.num_embeddings
+        shape = f"{net.decoder.softmax.in_features} -> {vocab:,} adaptive, clusters at {net.decoder.cutoffs}{tied}"
+        return shape, _count(net.decoder)
+    tied = net.decoder.weight is net.embedding.weight
+    count = net.decoder.bias.numel() if tied else _count(net.decoder)
+    return f"{net.decoder.in_features} -> {net.decoder.out_features:,}" + (" (tied: bias only)" if tied else ""), count
 
 
 def _rnn_shape(cell: str, layers: int, size) -> str:
