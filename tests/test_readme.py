@@ -66,6 +66,15 @@ def materials(trained, tiny_corpus, tmp_path_factory) -> Materials:
     docs = [" ".join(s.capitalize() + "." for s in make_sentences(3, i)) for i in range(120)]
     pd.DataFrame({"review": docs}).to_parquet(root / "reviews.parquet")
     make_acl_imdb(root / "data")
+    (root / "data" / "corpus").mkdir()  # data=hf's folder: the dataset's splits as text files
+    for split, n, seed in (("train", 300, 0), ("validation", 40, 1), ("test", 40, 2)):
+        (root / "data" / "corpus" / f"{split}.txt").write_text("\n".join(make_sentences(n, seed)) + "\n")
+    (root / "data" / "wikitext-2").mkdir()  # a WikiText-like copy: blank lines and headings between sentences
+    for split, n, seed in (("train", 400, 0), ("valid", 60, 1), ("test", 60, 2)):
+        lines = [
+            line for i, s in enumerate(make_sentences(n, seed)) for line in ([s] if i % 5 else ["", f"= {s} =", ""])
+        ]
+        (root / "data" / "wikitext-2" / f"wiki.{split}.tokens").write_text("\n".join(lines) + "\n")
     (root / "prompts.txt").write_text("the cat\na dog\n")
     shutil.copy(tiny_corpus["val"], root / "sentences.txt")
     return Materials(root, tiny_corpus, trained / "checkpoints" / "last.ckpt")
@@ -86,7 +95,8 @@ def localize(command: str, m: Materials, sweep_dir: Path | None = None) -> tuple
     args = argv[2:] if argv[1] != "-m" else argv[3:]
     names = {"train.txt": m.corpus["train"], "valid.txt": m.corpus["val"], "test.txt": m.corpus["test"],
              "/data": m.path("data"), "outputs/train/runs/<date_time>/checkpoints/last.ckpt": m.ckpt,
-             "outputs/train/multiruns/<date_time>": sweep_dir}  # fmt: skip
+             "outputs/train/multiruns/<date_time>": sweep_dir, "/data/corpus": m.path("data") / "corpus",
+             "/data/wikitext-2": m.path("data") / "wikitext-2"}  # fmt: skip
     for name in ("book.txt", "reviews.parquet", "prompts.txt", "sentences.txt", "samples.jsonl", "many.jsonl"):
         names[name] = m.path(name)
     out = []

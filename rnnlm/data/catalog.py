@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from rnnlm.data.hf import HFDataset, WikiText
 from rnnlm.data.imdb import IMDB
 from rnnlm.data.sources import PennTreebank, Source, TextFiles
 from rnnlm.data.tables import TableFile
 from rnnlm.errors import UserError
 
-SOURCES: dict[str, type[Source]] = {"ptb": PennTreebank, "text": TextFiles, "csv": TableFile, "imdb": IMDB}
+SOURCES: dict[str, type[Source]] = {
+    "ptb": PennTreebank, "text": TextFiles, "csv": TableFile, "imdb": IMDB, "hf": HFDataset, "wikitext": WikiText,
+}  # fmt: skip
 
 
 def source_class(name: str) -> type[Source]:
@@ -18,5 +21,5 @@ def source_class(name: str) -> type[Source]:
     return SOURCES[name]
 
 
-def make_source(name: str, **args: Any) -> Source:
-    return source_class(name)(**args)
+def make_source(kind: str, /, **args: Any) -> Source:
+    return source_class(kind)(**args)  # positional-only: a source may take a `name` (data=hf's dataset)

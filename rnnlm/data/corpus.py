@@ -81,7 +81,7 @@ def encode_splits(
 
 
 def check_lengths(min_len: int, max_len: int | None) -> None:
-    checks.integer("data.min_len", min_len)  # an empty sentence has nothing to predict
+    checks.integer("data.min_len", min_len, minimum=0)  # 0 keeps empty lines: stream mode reads each as an <eos>
     checks.integer("data.max_len", max_len, optional=True)
     if max_len is not None and max_len < min_len:
         raise UserError(f"data.max_len={max_len} is below data.min_len={min_len}: raise data.max_len.")

@@ -60,6 +60,11 @@ def check_data_settings(
     checks.integer("data.eval_batch_size", eval_batch_size, optional=True)
     checks.integer("data.num_workers", num_workers, minimum=0)
     check_lengths(min_len, max_len)
+    if min_len == 0 and mode != "stream":
+        raise UserError(
+            "data.min_len=0 keeps empty lines, which only data.mode=stream reads (as a lone <eos>, as WikiText's "
+            "published numbers do): set data.mode=stream, or data.min_len=1 to drop them."
+        )
 
 
 class SentenceDataModule(L.LightningDataModule):
