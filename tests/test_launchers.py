@@ -50,6 +50,18 @@ def test_a_ray_job_bigger_than_every_node_is_one_sentence():
         check_fits(nodes[:1], {"num_gpus": 0, "num_cpus": 4})
 
 
+def test_ray_jobs_fit_what_is_there_where_the_settings_leave_it_open():
+    pytest.importorskip("hydra_plugins.hydra_ray_launcher")
+    from hydra_plugins.rnnlm_ray import fit_to_nodes
+
+    cpu_box, gpu_box = [{"CPU": 2.0}], [{"CPU": 2.0}, {"CPU": 16.0, "GPU": 2.0}]
+    asked = {"num_gpus": 1, "num_cpus": 4, "max_calls": 1}
+    assert fit_to_nodes(asked, cpu_box, "auto", started_here=True) == {"num_gpus": 0, "num_cpus": 2.0, "max_calls": 1}
+    assert fit_to_nodes(asked, cpu_box, "auto", started_here=False) == {**asked, "num_gpus": 0}  # a cluster: as asked
+    assert fit_to_nodes(asked, cpu_box, "gpu", started_here=True)["num_gpus"] == 1  # trainer=gpu: refused later
+    assert fit_to_nodes(asked, gpu_box, "auto", started_here=True) == asked
+
+
 def test_the_default_multirun_launcher_is_the_gpu_pool():
     assert compose_train().hydra.launcher._target_.endswith("GpuPoolLauncher")
 

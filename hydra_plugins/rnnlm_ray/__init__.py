@@ -64,6 +64,23 @@ def shut_down(ray) -> None:
             p.kill()
 
 
+def fit_to_nodes(remote: dict, nodes: list[dict], accelerator: str | None, started_here: bool) -> dict:
+    """The job's request, fitted to what is there where the settings leave it open: with
+    `trainer.accelerator=auto` (the default trainer) and no GPU in the cluster, jobs run on CPUs; on the Ray
+    this sweep started (this machine), a job asks for at most the CPUs the machine has."""
+    remote = dict(remote)
+    most_gpus = max((r.get("GPU", 0) for r in nodes), default=0)
+    if accelerator == "auto" and remote.get("num_gpus") and not most_gpus:
+        log.info("no GPU in the Ray cluster and trainer.accelerator=auto: the jobs run on CPUs")
+        remote["num_gpus"] = 0
+    most_cpus = max((r.get("CPU", 0) for r in nodes), default=0)
+    if started_here and most_cpus and (remote.get("num_cpus") or 0) > most_cpus:
+        log.info("this machine has %g CPUs: each job asks for %g (hydra.launcher.ray.remote.num_cpus=%g)",
+                 most_cpus, most_cpus, remote["num_cpus"])  # fmt: skip
+        remote["num_cpus"] = most_cpus
+    return remote
+
+
 def check_fits(nodes: list[dict], remote: dict) -> None:
     """One sentence (SystemExit) for a job bigger than every node of the cluster (`nodes`: each one's Ray
     resources), which Ray would keep pending for ever (a GPU asked of a CPU machine, say)."""
@@ -168,7 +185,9 @@ if RayLauncher is not None:
             if not ray.is_initialized():
                 join(ray, init)
             try:
-                check_fits([n["Resources"] for n in ray.nodes() if n.get("Alive")], remote)
+                nodes = [n["Resources"] for n in ray.nodes() if n.get("Alive")]
+                remote = fit_to_nodes(remote, nodes, self.config.trainer.get("accelerator"), started_here)
+                check_fits(nodes, remote)
                 tasks = self._submit(ray.remote(**remote)(_run_point), job_overrides, initial_job_idx)
                 results, failed = wait(ray, tasks, job_overrides, initial_job_idx, int(remote.get("max_retries", 3)))
             finally:
