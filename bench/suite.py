@@ -139,9 +139,10 @@ def section_padding(plan: Plan, overrides) -> list[Row]:
 
 
 def section_data(plan: Plan, overrides) -> list[Row]:
-    from bench.data_pipeline import measure
+    from bench.data_pipeline import measure, measure_scale
 
-    return measure(plan.data_sentences, plan.repeats)
+    rows = measure(plan.data_sentences, plan.repeats)
+    return rows + (measure_scale() if plan.repeats > 1 else [])  # 10M and 100M tokens: minutes, never quick
 
 
 def section_adaptive(plan: Plan, overrides) -> list[Row]:

@@ -78,8 +78,39 @@ def test_a_killed_write_leaves_nothing_a_later_run_trusts(corpus, tmp_path, monk
 def test_a_damaged_entry_is_rebuilt(corpus, tmp_path):
     a = dm(corpus, tmp_path / "c")
     a.prepare()
-    (a.cache_folder / "train.tokens.npy").write_bytes(b"garbage")
+    expected = np.array(a.splits["train"].tokens)  # a copy: a's own tokens are the file's pages
+    tokens = a.cache_folder / "train.tokens.bin"
+    tokens.write_bytes(tokens.read_bytes()[:-6])  # cut short
+    assert cache.load(a.cache_folder) is None
     b = dm(corpus, tmp_path / "c")
     b.prepare()
-    np.testing.assert_array_equal(b.splits["train"].tokens, a.splits["train"].tokens)
+    np.testing.assert_array_equal(b.splits["train"].tokens, expected)
     assert cache.load(b.cache_folder) is not None
+
+
+def test_tokens_are_encoded_into_the_cache_and_read_back_memory_mapped(corpus, tmp_path):
+    a = dm(corpus, tmp_path / "c")
+    a.prepare()
+    b = dm(corpus, tmp_path / "c")
+    b.prepare()
+    for split in ("train", "val", "test"):
+        for loaded in (a, b):  # the first run reads its own files back too
+            tokens = loaded.splits[split].tokens
+            assert isinstance(tokens, np.memmap) and str(tokens.filename) == str(a.cache_folder / f"{split}.tokens.bin")
+    assert list((tmp_path / "c").iterdir()) == [a.cache_folder]  # no temporary folder left
+
+
+def test_the_stream_is_made_once_per_cache_and_memory_mapped(corpus, tmp_path, monkeypatch):
+    from rnnlm.data import datamodule
+    from rnnlm.data.stream import to_stream
+
+    first = dm(corpus, tmp_path / "c", mode="stream", batch_size=2)
+    first.prepare()
+    expected = to_stream(first.splits["train"], first.ids["eos"])
+    np.testing.assert_array_equal(first.stream("train"), expected)
+    assert (first.cache_folder / "train.stream.bin").is_file()
+    monkeypatch.setattr(datamodule, "to_stream", lambda *a: pytest.fail("the stream was made again"))
+    second = dm(corpus, tmp_path / "c", mode="stream", batch_size=2)
+    stream = second.stream("train")
+    assert isinstance(stream, np.memmap)
+    np.testing.assert_array_equal(stream, expected)

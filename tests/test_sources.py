@@ -17,7 +17,8 @@ PROSE = (
 def test_text_lines_are_sentences(tmp_path):
     (tmp_path / "a.txt").write_text("one two\n\n  three four  \n")
     src = TextFiles(str(tmp_path / "a.txt"), str(tmp_path / "a.txt"), str(tmp_path / "a.txt"))
-    assert src.read().splits["train"] == ["one two", "three four"]
+    lines = src.read().splits["train"]  # read a block at a time, each time it is iterated
+    assert list(lines) == list(lines) == ["one two", "three four"]
 
 
 def test_text_prose_is_split_into_sentences(tmp_path):
@@ -38,9 +39,11 @@ def test_missing_val_and_test_are_carved_from_train_deterministically(tmp_path):
     lines = [f"sentence number {i}" for i in range(200)]
     (tmp_path / "train.txt").write_text("\n".join(lines))
     p = str(tmp_path / "train.txt")
-    a = TextFiles(p, val_fraction=0.1, test_fraction=0.05, seed=3).read().splits
-    b = TextFiles(p, val_fraction=0.1, test_fraction=0.05, seed=3).read().splits
-    c = TextFiles(p, val_fraction=0.1, test_fraction=0.05, seed=4).read().splits
+    def read(seed):  # each split read from the file, a block at a time
+        return {s: list(lines) for s, lines in TextFiles(p, val_fraction=0.1, test_fraction=0.05, seed=seed)
+                .read().splits.items()}  # fmt: skip
+
+    a, b, c = read(3), read(3), read(4)
     assert a == b and a["val"] != c["val"]
     assert (len(a["train"]), len(a["val"]), len(a["test"])) == (170, 20, 10)
     assert sorted(a["train"] + a["val"] + a["test"]) == sorted(lines)
@@ -50,6 +53,7 @@ def test_a_given_val_file_is_used_and_only_test_is_carved(tmp_path):
     (tmp_path / "train.txt").write_text("\n".join(f"t {i}" for i in range(100)))
     (tmp_path / "val.txt").write_text("v 1\nv 2\n")
     splits = TextFiles(str(tmp_path / "train.txt"), str(tmp_path / "val.txt"), test_fraction=0.1).read().splits
+    splits = {s: list(lines) for s, lines in splits.items()}
     assert splits["val"] == ["v 1", "v 2"] and len(splits["test"]) == 10 and len(splits["train"]) == 90
 
 
@@ -101,3 +105,19 @@ def test_imdb_layout_breaks_removed_lowercased_split(tmp_path):
     assert not any("<br" in s for sents in splits.values() for s in sents)
     without_unsup = IMDB(str(root / "aclImdb"), include_unsup=False, val_fraction=0.1).read().splits
     assert len(without_unsup["train"]) + len(without_unsup["val"]) == 3 * 40
+
+
+def test_a_large_text_file_is_read_a_block_at_a_time_and_carved_as_in_memory(tmp_path, monkeypatch):
+    from rnnlm.data.reading import LineFile, ReadNotes, carve, carve_lines, nonblank_lines, read_text
+
+    lines = [f"sentence number {i}" + (" é" if i % 7 else "") for i in range(1000)]
+    path = tmp_path / "train.txt"
+    path.write_text("\n\n".join(lines) + "\n")
+    monkeypatch.setattr(LineFile, "BLOCK_BYTES", 100)  # many blocks, lines and characters cut at their edges
+    streamed = LineFile(path, "data.train_path", ReadNotes())
+    assert list(streamed) == nonblank_lines(read_text(path, "data.train_path", ReadNotes()))
+    fractions = {"val": 0.05, "test": 0.1}
+    rest, carved = carve_lines(streamed, fractions, 3, "sentences")
+    expected_rest, expected = carve(lines, fractions, 3, "sentences")
+    assert list(rest) == expected_rest and {s: list(c) for s, c in carved.items()} == expected
+    assert [len(expected[s]) for s in ("val", "test")] == [50, 100]

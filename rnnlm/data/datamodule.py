@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import shutil
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +22,7 @@ from rnnlm import checks
 from rnnlm.data import cache
 from rnnlm.data.batch import SentenceDataset, keep_batch
 from rnnlm.data.catalog import make_source
-from rnnlm.data.corpus import EncodedSplit, check_lengths, encode_splits
+from rnnlm.data.corpus import EncodedSplit, check_lengths, count_in_chunks, encode_splits
 from rnnlm.data.sampler import BucketBatchSampler, ResumableOrder, check_batching
 from rnnlm.data.stream import (
     StreamWindows,
@@ -33,7 +35,7 @@ from rnnlm.data.stream import (
 from rnnlm.data.summary import describe
 from rnnlm.data.tokenizer import build_tokenizer, check_tokenizer_settings, special_ids, tokenizer_from_json
 from rnnlm.errors import UserError
-from rnnlm.files import os_cause
+from rnnlm.files import os_cause, unfinished
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +111,7 @@ class SentenceDataModule(L.LightningDataModule):
         self.splits: dict[str, EncodedSplit] | None = None
         self._streams: dict[str, np.ndarray] = {}  # stream mode: each split joined once, for every loader
         self.meta: dict[str, Any] = {}
+        self._cached_in: Path | None = None  # the cache folder this corpus came from, for the stream files
 
     # -- building -------------------------------------------------------------------------------------
     def fingerprint(self) -> dict[str, Any]:
@@ -140,31 +143,23 @@ class SentenceDataModule(L.LightningDataModule):
             self.splits, self.tokenizer_json, self.meta = hit
             log.info("encoded corpus loaded from %s in %.1fs", folder, time.perf_counter() - t0)
         else:
-            self._build(fingerprint)
-            seconds = dict(self.meta["seconds"])
-            if folder is not None:
-                t = time.perf_counter()
-                try:
-                    cache.save(folder, self.splits, self.tokenizer_json, self.meta)
-                except OSError as err:  # an optimisation lost, not a failed run
-                    log.warning("the corpus cache could not be written to %s: %s; this run goes on from memory "
-                                "(set data.cache_dir to a writable folder, or to null to stop caching)",
-                                folder, os_cause(err))  # fmt: skip
-                    folder = None
-                seconds["cache write"] = time.perf_counter() - t
+            folder, seconds = self._build(fingerprint, folder)
             steps = ", ".join(f"{k} {v:.1f}s" for k, v in seconds.items())
             log.info("corpus read, tokenized and encoded in %.1fs (%s)%s", time.perf_counter() - t0, steps,
                      f"; cached in {folder}" if folder is not None else "")  # fmt: skip
+        self._cached_in = folder
         self.tokenizer = tokenizer_from_json(self.tokenizer_json)
         for line in describe(self.splits, self.meta, self.ids["unk"], self.vocab_size):
             log.info(line)
 
-    def _build(self, fingerprint: dict[str, Any]) -> None:
+    def _build(self, fingerprint: dict[str, Any], folder: Path | None) -> tuple[Path | None, dict[str, float]]:
+        """Read, learn the tokenizer, encode. With a cache folder the tokens are encoded straight into it (a
+        corpus larger than memory passes through a block at a time) and read back memory-mapped; a cache
+        that cannot be written costs the optimisation, not the run. The folder written (or None), and the
+        seconds each step took."""
         seconds, t = {}, time.perf_counter()
         raw = self.source.read()
         seconds["read"], t = time.perf_counter() - t, time.perf_counter()
-        for key, n in raw.notes.undecodable_lines.items():
-            log.warning("%s: %d lines held bytes that are not UTF-8; they were replaced with U+FFFD", key, n)
         if self.given_tokenizer_json is None:
             tok = build_tokenizer(raw.splits["train"], **self.tokenizer_cfg)
             self.tokenizer_json = tok.to_str()
@@ -173,11 +168,45 @@ class SentenceDataModule(L.LightningDataModule):
             tok = tokenizer_from_json(self.given_tokenizer_json)
             how = "the checkpoint's tokenizer"
         seconds["tokenizer"], t = time.perf_counter() - t, time.perf_counter()
-        self.splits, stats = encode_splits(raw.splits, tok, self.min_len, self.max_len)
+        if folder is not None:
+            try:
+                tmp = cache.new_folder(folder)
+                with unfinished(tmp):
+                    try:
+                        stats = self._encode(raw, tok, tmp)
+                        seconds["encode"], t = time.perf_counter() - t, time.perf_counter()
+                        self.meta = self._meta(fingerprint, how, stats, raw, tok, dict(seconds))
+                        cache.finish(tmp, folder, self.splits, self.tokenizer_json, self.meta)
+                    finally:
+                        shutil.rmtree(tmp, ignore_errors=True)
+                seconds["cache write"] = time.perf_counter() - t
+                loaded = cache.load(folder)  # the folder's own files (another process may have written it first)
+                if loaded is not None:
+                    self.splits = loaded[0]
+                return folder, seconds
+            except OSError as err:
+                log.warning("the corpus cache could not be written to %s: %s; this run goes on from memory "
+                            "(set data.cache_dir to a writable folder, or to null to stop caching)",
+                            folder, os_cause(err))  # fmt: skip
+                t = time.perf_counter()
+        stats = self._encode(raw, tok, None)
         seconds["encode"] = time.perf_counter() - t
-        self.meta = {
+        self.meta = self._meta(fingerprint, how, stats, raw, tok, dict(seconds))
+        return None, seconds
+
+    def _encode(self, raw, tok, folder: Path | None) -> dict:
+        self.splits, stats = encode_splits(raw.splits, tok, self.min_len, self.max_len, folder)
+        return stats
+
+    def _meta(self, fingerprint, how: str, stats: dict, raw, tok, seconds: dict) -> dict[str, Any]:
+        for key, n in raw.notes.undecodable_lines.items():  # counted while the files were read
+            log.warning("%s: %d lines held bytes that are not UTF-8; they were replaced with U+FFFD", key, n)
+        unk = special_ids(tok)["unk"]
+        unks = {s: int(count_in_chunks(d.tokens, lambda t: np.count_nonzero(t == unk))) for s, d in self.splits.items()}
+        return {
             "fingerprint": fingerprint, "min_len": self.min_len, "max_len": self.max_len, "tokenizer": how,
             "filters": {s: vars(st) for s, st in stats.items()},
+            "unk": unks,
             "undecodable_lines": raw.notes.undecodable_lines, "seconds": seconds,
         }  # fmt: skip
 
@@ -199,7 +228,7 @@ class SentenceDataModule(L.LightningDataModule):
         both modes every sentence ends with one); the adaptive softmax sorts its classes by these."""
         self.prepare()
         train = self.splits["train"]
-        counts = np.bincount(train.tokens, minlength=self.vocab_size).astype(np.int64)
+        counts = count_in_chunks(train.tokens, lambda t: np.bincount(t, minlength=self.vocab_size)).astype(np.int64)
         counts[self.ids["eos"]] += len(train)
         return counts
 
@@ -238,7 +267,13 @@ class SentenceDataModule(L.LightningDataModule):
         """A split as one token stream (sentences in corpus order, each followed by <eos>), joined once."""
         self.prepare()
         if split not in self._streams:
-            self._streams[split] = to_stream(self.splits[split], self.ids["eos"])
+            make = partial(to_stream, self.splits[split], self.ids["eos"])
+            try:  # memory-mapped from the cache: made once, shared by the ranks and later runs
+                self._streams[split] = cache.stream(self._cached_in, split, make) if self._cached_in else make()
+            except OSError as err:
+                log.warning("the stream of %s could not be written to the cache %s (%s): it is kept in memory",
+                            split, self._cached_in, os_cause(err))  # fmt: skip
+                self._streams[split] = make()
         return self._streams[split]
 
     def check_layout(self, num_replicas: int) -> None:

@@ -16,15 +16,15 @@ Two paths, both exactly equal to encoding one sentence at a time with the tokeni
 from __future__ import annotations
 
 import json
-from itertools import chain
+from collections.abc import Iterable
+from itertools import chain, islice
 
 import numpy as np
 from tokenizers import Tokenizer
-from tqdm import tqdm
 
 from rnnlm.data.tokenizer import EOS, SPECIALS, UNK
 
-BLOCK = 50_000  # sentences per step (progress bar, transient memory)
+BLOCK = 10_000  # sentences per step: the transient memory (~20 MB of words and ids), the progress bar
 CHUNK = 1000  # sentences per string handed to the tokenizer
 _CONTROL = "\x1c\x1d\x1e\x1f"  # whitespace to Python's str.split(), not to the tokenizer
 
@@ -80,24 +80,24 @@ def _by_tokenizer(block: list[str], tok: Tokenizer, eos: int) -> tuple[np.ndarra
     return np.concatenate(parts), np.concatenate(lengths)
 
 
-def encode_ids(sentences: list[str], tok: Tokenizer) -> tuple[np.ndarray, np.ndarray]:
-    """All sentences' token ids back to back (int32) and each sentence's length (int64)."""
+def encode_blocks(sentences: Iterable[str], tok: Tokenizer):
+    """Each block of BLOCK sentences as (token ids back to back (int32), each sentence's length (int64)), read
+    from any iterable of sentences (a list, or a file a block at a time): memory holds one block."""
     vocab = plain_word_vocab(tok)
     unk, eos = tok.token_to_id(UNK), tok.token_to_id(EOS)
-    parts, lengths = [], []
-    # disable=None: a bar on a terminal only, never in log files; small splits need none.
-    quiet = True if len(sentences) < 2 * BLOCK else None
-    with tqdm(total=len(sentences), desc="encoding", unit=" sentences", disable=quiet) as bar:
-        for start in range(0, len(sentences), BLOCK):
-            block = sentences[start : start + BLOCK]
-            text = " ".join(block) if vocab is not None else ""
-            if vocab is not None and not _needs_tokenizer(text):
-                ids, lens = _by_words(block, text, vocab, unk)
-            else:
-                ids, lens = _by_tokenizer(block, tok, eos)
-            parts.append(ids)
-            lengths.append(lens)
-            bar.update(len(block))
+    it = iter(sentences)
+    while block := list(islice(it, BLOCK)):
+        text = " ".join(block) if vocab is not None else ""
+        if vocab is not None and not _needs_tokenizer(text):
+            ids, lens = _by_words(block, text, vocab, unk)
+        else:
+            ids, lens = _by_tokenizer(block, tok, eos)
+        yield ids, lens.astype(np.int64)
+
+
+def encode_ids(sentences: list[str], tok: Tokenizer) -> tuple[np.ndarray, np.ndarray]:
+    """All sentences' token ids back to back (int32) and each sentence's length (int64)."""
+    parts = list(encode_blocks(sentences, tok))
     if not parts:
         return np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.int64)
-    return np.concatenate(parts), np.concatenate(lengths).astype(np.int64)
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])

@@ -147,7 +147,8 @@ class HFDataset(Source, Prose):
         prints = {name: getattr(loaded[name], "_fingerprint", None) for name in loaded}
         return {"source": self.name, **self.settings(), "datasets": prints}
 
-    def _rows(self, split: str) -> list[str]:
+    def _split(self, split: str):
+        """The dataset's split that rnnlm's `split` reads, its text column checked."""
         loaded, wanted = self._dataset(), self.split_names[split]
         what = f"data.name={self.dataset}"
         if wanted not in loaded:
@@ -158,23 +159,48 @@ class HFDataset(Source, Prose):
         if self.text_column not in columns:
             raise UserError(f"{what} has no column {self.text_column!r} (it has: {', '.join(columns)}): set "
                             "data.text_column to one of them.")  # fmt: skip
-        return [v if isinstance(v, str) else "" for v in loaded[wanted][self.text_column]]
-
-    def _sentences(self, rows: list[str]) -> list[str]:
-        if self.keep_blank_lines and not self.sentence_split:  # every row a line, blank ones too (WikiText)
-            return [r.strip().lower() if self.lowercase else r.strip() for r in rows]
-        return self.sentences(rows)
+        return loaded[wanted]
 
     def read(self) -> RawCorpus:
-        rows = {s: self._rows(s) for s in SPLITS if self.split_names[s]}
+        empty = f"data.name={self.dataset}: a split has no text in column {self.text_column!r}: check data.splits."
+        if not self.sentence_split and not self.fractions:  # lines: each split read a batch of rows at a time
+            return RawCorpus({s: Rows(self._split(s), self.text_column, self.keep_blank_lines, self.lowercase, empty)
+                              for s in SPLITS})  # fmt: skip
+        rows = {s: [v if isinstance(v, str) else "" for v in self._split(s)[self.text_column]]
+                for s in SPLITS if self.split_names[s]}  # fmt: skip
         if self.fractions:
             rows["train"], carved = carve(rows["train"], self.fractions, self.seed, f"rows of data.name={self.dataset}")
             rows.update(carved)
-        splits = {s: self._sentences(rows[s]) for s in SPLITS}
+        splits = {s: list(Rows(rows[s], None, self.keep_blank_lines, self.lowercase, empty))
+                  if not self.sentence_split else self.sentences(rows[s]) for s in SPLITS}  # fmt: skip
         for split, sents in splits.items():
             if not any(s.strip() for s in sents):
                 raise UserError(f"data.name={self.dataset}: split {split} has no text in column {self.text_column!r}.")
         return RawCorpus(splits)
+
+
+class Rows:
+    """The lines of a dataset split's text column (a row may hold several), stripped, a batch of rows at a time
+    (the library memory-maps its Arrow files, so a corpus larger than memory streams through); `keep_blank`: a
+    row is one line, blank ones kept (WikiText). `column` None: `rows` is a list of texts already."""
+
+    def __init__(self, rows, column: str | None, keep_blank: bool, lowercase: bool, empty: str) -> None:
+        self.rows, self.column, self.keep_blank, self.lowercase, self.empty = rows, column, keep_blank, lowercase, empty
+
+    def _texts(self):
+        if self.column is None:
+            yield from self.rows
+            return
+        for batch in self.rows.iter(batch_size=10_000):
+            yield from batch[self.column]
+
+    def __iter__(self):
+        for text in self._texts():
+            text = text if isinstance(text, str) else ""
+            for line in [text] if self.keep_blank else text.split("\n"):
+                line = line.strip()
+                if line or self.keep_blank:
+                    yield line.lower() if self.lowercase else line
 
 
 class WikiText(Source):
@@ -225,11 +251,7 @@ class WikiText(Source):
     def read(self) -> RawCorpus:
         if self.hub is not None:
             return self.hub.read()
-        from rnnlm.data.reading import ReadNotes, read_text
+        from rnnlm.data.reading import LineFile, ReadNotes
 
-        notes = ReadNotes()
-        splits = {}
-        for split, path in self._files().items():
-            lines = read_text(path, "data.root", notes).split("\n")
-            splits[split] = [line.strip() for line in (lines[:-1] if lines[-1] == "" else lines)]
-        return RawCorpus(splits, notes)
+        notes = ReadNotes()  # every line, blank ones too, a block at a time (WikiText-103: 540 MB of text)
+        return RawCorpus({s: LineFile(p, "data.root", notes, keep_blank=True) for s, p in self._files().items()}, notes)

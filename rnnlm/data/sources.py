@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from abc import ABC, abstractmethod
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,9 +17,11 @@ from typing import Any
 from tqdm import tqdm
 
 from rnnlm.data.reading import (
+    LineFile,
     ReadNotes,
     SentenceSplitter,
     carve,
+    carve_lines,
     check_file,
     check_fractions,
     nonblank_lines,
@@ -31,7 +34,7 @@ SPLITS = ("train", "val", "test")
 
 @dataclass
 class RawCorpus:
-    splits: dict[str, list[str]]
+    splits: dict[str, Iterable[str]]  # lists, or files read a block at a time (LineFile) for each pass
     notes: ReadNotes = field(default_factory=ReadNotes)
 
 
@@ -143,6 +146,15 @@ class TextFiles(Source, Prose):
 
     def read(self) -> RawCorpus:
         notes = ReadNotes()
+        if not self.sentence_split:  # one sentence a line: each file read a block at a time
+            lines = {
+                s: LineFile(p, f"data.{s}_path", notes, lowercase=self.lowercase) for s, p in self._given().items()
+            }
+            if self._carved():
+                what = "sentences in data.train_path"
+                lines["train"], carved = carve_lines(lines["train"], self._carved(), self.seed, what)
+                lines.update(carved)
+            return RawCorpus({s: lines[s] for s in SPLITS}, notes)
         splits = {s: self.sentences([read_text(p, f"data.{s}_path", notes)]) for s, p in self._given().items()}
         for split, sents in splits.items():
             if not sents:

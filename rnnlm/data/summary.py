@@ -28,7 +28,9 @@ def describe(splits: dict[str, EncodedSplit], meta: dict[str, Any], unk_id: int,
     for split, data in splits.items():
         f = meta["filters"][split]
         lens = data.lengths
-        unk = 100.0 * np.count_nonzero(data.tokens == unk_id) / max(len(data.tokens), 1)
+        counted = meta.get("unk", {}).get(split)  # counted when it was encoded: a reload reads no token
+        unk = 100.0 * (counted if counted is not None else np.count_nonzero(data.tokens == unk_id))
+        unk /= max(len(data.tokens), 1)
         oov = "<unk>" if split == "train" else "OOV (<unk>)"
         dropped = ""
         if f["too_short"] or f["too_long"]:
