@@ -114,3 +114,16 @@ def test_the_stream_is_made_once_per_cache_and_memory_mapped(corpus, tmp_path, m
     stream = second.stream("train")
     assert isinstance(stream, np.memmap)
     np.testing.assert_array_equal(stream, expected)
+
+
+def test_a_memory_mapped_split_travels_to_a_spawned_process_as_its_file(corpus, tmp_path):
+    import pickle
+
+    a = dm(corpus, tmp_path / "c")
+    a.prepare()
+    split = a.splits["train"]
+    copy = pickle.loads(pickle.dumps(split))
+    assert len(pickle.dumps(split)) < split.tokens.nbytes  # the file's name, not its tokens
+    assert isinstance(copy.tokens, np.memmap) and str(copy.tokens.filename) == str(split.tokens.filename)
+    np.testing.assert_array_equal(copy.tokens, split.tokens)
+    np.testing.assert_array_equal(copy.offsets, split.offsets)

@@ -35,6 +35,13 @@ class EncodedSplit:
     def sentence(self, i: int) -> np.ndarray:
         return self.tokens[self.offsets[i] : self.offsets[i + 1]]
 
+    def __reduce__(self):
+        # Pickled for a spawned process (ddp_spawn, data-loader workers under spawn): a memory-mapped split
+        # travels as its file name, so the other process maps the same pages instead of receiving a copy.
+        if isinstance(self.tokens, np.memmap) and self.tokens.filename:
+            return _mapped_split, (str(self.tokens.filename), len(self.tokens), self.offsets)
+        return EncodedSplit, (np.asarray(self.tokens), self.offsets)
+
     @classmethod
     def from_ids(cls, ids: list[list[int]]) -> EncodedSplit:
         lengths = np.fromiter((len(s) for s in ids), dtype=np.int64, count=len(ids))
@@ -49,6 +56,10 @@ class FilterStats:
     kept: int
     too_short: int
     too_long: int
+
+
+def _mapped_split(path: str, count: int, offsets: np.ndarray) -> EncodedSplit:
+    return EncodedSplit(map_tokens(Path(path), count), offsets)
 
 
 class TokenSink:
