@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -137,9 +138,10 @@ def ablation_rows(name: str = "ptb_cpu_75min", overrides=(), jobs: int = 1) -> l
             points[part] = off  # parts the recipe does not use are left out
     got = train_points(name, points, overrides, jobs)
     full = got["all"]["test/ppl"]
-    how = f"{jobs} runs at a time" if jobs > 1 else "one run at a time"
-    rows = [Row(f"quality/ablation/{name}/all", f"experiment={name}: stream-level test ppl ({how})", [full], "ppl",
-                "lower")]  # fmt: skip
+    threads = sorted({str(g["threads"]) for g in got.values() if g.get("threads")})
+    how = f"; runs of {'/'.join(threads)} torch thread(s)" if threads else ""
+    rows = [Row(f"quality/ablation/{name}/all", f"experiment={name}: stream-level test ppl (the same epochs each"
+                f"{how})", [full], "ppl", "lower")]  # fmt: skip
     for part, off in list(points.items())[1:]:
         rows += [
             Row(f"quality/ablation/{name}/without-{part}", f"{name} without {part} ({' '.join(off)})",
@@ -182,7 +184,11 @@ def train_point(name: str, overrides: list[str], folder: Path, threads: int) -> 
     results = json.loads(done.read_text())
     if results["overrides"] != command[2:-1]:
         raise RuntimeError(f"{done} is a run of other overrides ({results['overrides']}): delete {folder} to redo it")
-    return {**results["metrics"], "epochs": results["epochs"], "wall_time_s": results["wall_time_s"]}
+    ran = (
+        re.findall(r"# (\d+) threads", (folder / "stdout.log").read_text()) if (folder / "stdout.log").exists() else []
+    )
+    return {**results["metrics"], "epochs": results["epochs"], "wall_time_s": results["wall_time_s"],
+            "threads": int(ran[-1]) if ran else None}  # fmt: skip
 
 
 def _same(value, override: str) -> bool:

@@ -192,7 +192,7 @@ def test_an_ablation_point_is_train_py_in_its_folder_and_read_once_done(monkeypa
 
     monkeypatch.setattr(awd.subprocess, "run", fake_train)
     got = awd.train_point("ptb_cpu_75min", ["model.weight_drop=0"], tmp_path / "p", threads=1)
-    assert got == {"test/ppl": 77.7, "epochs": 18, "wall_time_s": 60.0}
+    assert got == {"test/ppl": 77.7, "epochs": 18, "wall_time_s": 60.0, "threads": 1}  # from its stdout.log
     ((command, threads),) = calls
     assert command[1].endswith("train.py") and command[2] == "experiment=ptb_cpu_75min" and threads == "1"
     assert command[-2:] == ["model.weight_drop=0", f"hydra.run.dir={tmp_path / 'p'}"]
