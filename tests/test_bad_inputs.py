@@ -40,7 +40,10 @@ CASES = [
      "'patiance'; fix or remove that setting."),
     ("unknown-cell", T, ["model.cell=lstmm"], 2, "model.cell=lstmm is not a known cell: use one of"),
     ("batch-size-zero", T, ["data.batch_size=0"], 2, "data.batch_size=0 must be a positive integer or null."),
-    ("min-len-zero", T, ["data.min_len=0"], 2, "data.min_len=0 must be a positive integer."),
+    ("min-len-zero", T, ["data.min_len=0"], 2,
+     "data.min_len=0 keeps empty lines, which only data.mode=stream reads (as a lone <eos>, as WikiText's published "
+     "numbers do): set data.mode=stream, or data.min_len=1 to drop them."),
+    ("min-len-negative", T, ["data.min_len=-1"], 2, "data.min_len=-1 must be an integer >= 0."),
     ("fraction-range", T, ["data.val_fraction=1.5"], 2, "data.val_fraction=1.5 must be a number in [0.0, 1.0)."),
     ("lr-negative", T, ["optim.lr=-0.1"], 2, "optim.lr=-0.1 must be a number in (0.0, inf)."),
     ("tokenizer-kind", T, ["tokenizer.kind=wordpiece"], 2, "tokenizer.kind=wordpiece is not known"),
