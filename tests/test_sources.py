@@ -39,6 +39,7 @@ def test_missing_val_and_test_are_carved_from_train_deterministically(tmp_path):
     lines = [f"sentence number {i}" for i in range(200)]
     (tmp_path / "train.txt").write_text("\n".join(lines))
     p = str(tmp_path / "train.txt")
+
     def read(seed):  # each split read from the file, a block at a time
         return {s: list(lines) for s, lines in TextFiles(p, val_fraction=0.1, test_fraction=0.05, seed=seed)
                 .read().splits.items()}  # fmt: skip
