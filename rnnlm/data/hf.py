@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from rnnlm.data.reading import carve, check_file, check_fractions
+from rnnlm.data.reading import LineFile, ReadNotes, carve, check_file, check_fractions
 from rnnlm.data.sources import SPLITS, Prose, RawCorpus, Source, files_digest
 from rnnlm.errors import UserError
 
@@ -251,7 +251,5 @@ class WikiText(Source):
     def read(self) -> RawCorpus:
         if self.hub is not None:
             return self.hub.read()
-        from rnnlm.data.reading import LineFile, ReadNotes
-
         notes = ReadNotes()  # every line, blank ones too, a block at a time (WikiText-103: 540 MB of text)
         return RawCorpus({s: LineFile(p, "data.root", notes, keep_blank=True) for s, p in self._files().items()}, notes)
