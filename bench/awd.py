@@ -4,6 +4,7 @@
     python -m bench --only budget      # the time budgets, then each ptb_cpu_* recipe trained and tested (~3 h)
     python -m bench --only ablation    # the budget recipe with each regulariser switched off in turn
     python -m bench.awd --part ablation --jobs 2   # the same, two runs at a time (one thread each), resumable
+    python -m bench.awd --part ablation --done     # the points finished so far, nothing trained
     python -m bench.awd --part speed|budget|ablation [--quick] [--recipe NAME] [--jobs N]   # one part, printed only
 
 Rows:
@@ -129,38 +130,47 @@ def budget_rows(overrides=(), names=None) -> list[Row]:
     return rows
 
 
-def ablation_rows(name: str = "ptb_cpu_75min", overrides=(), jobs: int = 1) -> list[Row]:
-    """The recipe whole, then without each part in ABLATION: one train.py run each, `jobs` at a time."""
+def ablation_rows(name: str = "ptb_cpu_75min", overrides=(), jobs: int = 1, done_only: bool = False) -> list[Row]:
+    """The recipe whole, then without each part in ABLATION: one train.py run each, `jobs` at a time
+    (`done_only`: the rows of the points already finished, none trained)."""
     cfg = config(f"experiment={name}", *overrides)
     points = {"all": ()}
     for part, off in ABLATION.items():
         if not all(_same(OmegaConf.select(cfg, k), v) for k, v in (o.split("=") for o in off)):
             points[part] = off  # parts the recipe does not use are left out
-    got = train_points(name, points, overrides, jobs)
-    full = got["all"]["test/ppl"]
+    got = train_points(name, points, overrides, jobs, done_only)
+    full = got["all"]["test/ppl"] if "all" in got else None
     threads = sorted({str(g["threads"]) for g in got.values() if g.get("threads")})
     how = f"; runs of {'/'.join(threads)} torch thread(s)" if threads else ""
-    rows = [Row(f"quality/ablation/{name}/all", f"experiment={name}: stream-level test ppl (the same epochs each"
-                f"{how})", [full], "ppl", "lower")]  # fmt: skip
+    rows = []
+    if full is not None:
+        rows.append(Row(f"quality/ablation/{name}/all", f"experiment={name}: stream-level test ppl (the same epochs "
+                        f"each{how})", [full], "ppl", "lower"))  # fmt: skip
     for part, off in list(points.items())[1:]:
-        rows += [
-            Row(f"quality/ablation/{name}/without-{part}", f"{name} without {part} ({' '.join(off)})",
-                [got[part]["test/ppl"]], "ppl", "lower"),
-            Row(f"quality/ablation/{name}/without-{part}-delta", f"{name}: test ppl change without {part}",
-                [got[part]["test/ppl"] - full], "ppl"),
-        ]  # fmt: skip
+        if part not in got:
+            continue
+        rows.append(Row(f"quality/ablation/{name}/without-{part}", f"{name} without {part} ({' '.join(off)})",
+                        [got[part]["test/ppl"]], "ppl", "lower"))  # fmt: skip
+        if full is not None:
+            rows.append(Row(f"quality/ablation/{name}/without-{part}-delta", f"{name}: test ppl change without "
+                            f"{part}", [got[part]["test/ppl"] - full], "ppl"))  # fmt: skip
     return rows
 
 
-def train_points(name: str, points: dict[str, tuple[str, ...]], overrides=(), jobs: int = 1) -> dict[str, dict]:
+def train_points(
+    name: str, points: dict[str, tuple[str, ...]], overrides=(), jobs: int = 1, done_only: bool = False
+) -> dict[str, dict]:
     """Each point's `python train.py experiment=NAME <its overrides>` in a process and folder of its own
     ($BENCH_OUT/ablation/NAME/POINT), `jobs` at a time with the cores shared out (two one-thread runs do ~1.4x the
     work of one two-thread run on 2 cores; the numbers are epochs', not minutes'). A point whose folder holds a
     results.json of the same overrides is read, not trained again, and one cut off resumes from its last
-    checkpoint (train.py resumes a run in its own folder), so an ablation stopped half-way goes on from there."""
+    checkpoint (train.py resumes a run in its own folder), so an ablation stopped half-way goes on from there.
+    `done_only`: only the points already finished, read."""
     from concurrent.futures import ThreadPoolExecutor
 
     root = Path(os.environ.get("BENCH_OUT", "/tmp/rnnlm-bench"), "ablation", name)
+    if done_only:
+        points = {p: off for p, off in points.items() if (root / p / "results.json").exists()}
     threads = max(1, len(os.sched_getaffinity(0)) // jobs)
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         runs = {p: pool.submit(train_point, name, [*off, *overrides], root / p, threads) for p, off in points.items()}
@@ -217,12 +227,13 @@ def main() -> None:
         help="budget: train only this recipe (repeatable); ablation: the recipe ablated",
     )
     ap.add_argument("--jobs", type=int, default=1, help="ablation: runs at a time (the cores shared out)")
+    ap.add_argument("--done", action="store_true", help="ablation: print the points already finished, train none")
     args = ap.parse_args()
     print(f"machine: {machine()}\n\n{TABLE_HEADER}", flush=True)
     parts = {
         "speed": lambda: measure_speed(args.quick),
         "budget": lambda: budget_rows(names=args.recipe),
-        "ablation": lambda: ablation_rows(*(args.recipe or [])[:1], jobs=args.jobs),
+        "ablation": lambda: ablation_rows(*(args.recipe or [])[:1], jobs=args.jobs, done_only=args.done),
     }
     rows = parts[args.part]()
     for row in rows:

@@ -202,6 +202,27 @@ def test_an_ablation_point_is_train_py_in_its_folder_and_read_once_done(monkeypa
         awd.train_point("ptb_cpu_75min", ["model.weight_drop=0.1"], tmp_path / "p", threads=1)
 
 
+def test_an_unfinished_ablation_prints_the_points_done_and_trains_none(monkeypatch, tmp_path):
+    from bench import awd
+
+    def done(point, overrides, ppl):
+        command = ["experiment=ptb_cpu_75min", *awd.RECIPE_RUN, *overrides]
+        results = {"overrides": command, "metrics": {"test/ppl": ppl}, "epochs": 18, "wall_time_s": 60.0}
+        (tmp_path / "ablation" / "ptb_cpu_75min" / point).mkdir(parents=True)
+        (tmp_path / "ablation" / "ptb_cpu_75min" / point / "results.json").write_text(json.dumps(results))
+
+    monkeypatch.setenv("BENCH_OUT", str(tmp_path))
+    monkeypatch.setattr(awd.subprocess, "run", lambda *a, **k: pytest.fail("a point was trained"))
+    done("weight-drop", ["model.weight_drop=0"], 76.3)
+    rows = {r.key: r.median for r in awd.ablation_rows(done_only=True)}
+    assert rows == {"quality/ablation/ptb_cpu_75min/without-weight-drop": 76.3}  # no delta without the whole recipe
+    done("all", [], 77.8)
+    rows = {r.key: r.median for r in awd.ablation_rows(done_only=True)}
+    assert list(rows) == [f"quality/ablation/ptb_cpu_75min/{k}" for k in ("all", "without-weight-drop",
+                                                                           "without-weight-drop-delta")]  # fmt: skip
+    assert rows["quality/ablation/ptb_cpu_75min/without-weight-drop-delta"] == pytest.approx(-1.5)
+
+
 def test_each_budget_recipe_is_timed_against_its_own_budget(monkeypatch):
     from bench import awd
 
