@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 
 from rnnlm.data.tokenizer import SPECIALS, build_tokenizer, special_ids, tokenizer_from_json
@@ -69,7 +70,8 @@ def test_chunked_encoding_equals_one_sentence_at_a_time(settings, monkeypatch):
     tok = build_tokenizer(PROSE, **settings)
     # the plain word tokenizer takes the dict path, every other one the tokenizer's
     assert (encoding.plain_word_vocab(tok) is not None) == (settings == dict(kind="word"))
-    tokens, lengths = encoding.encode_ids(sentences, tok)
+    blocks = list(encoding.encode_blocks(sentences, tok))
+    tokens, lengths = (np.concatenate([b[i] for b in blocks]) for i in (0, 1))
     one = [tok.encode(s, add_special_tokens=False).ids for s in sentences]
     assert lengths.tolist() == [len(x) for x in one]
     assert tokens.tolist() == [i for x in one for i in x]

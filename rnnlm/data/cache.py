@@ -14,13 +14,14 @@ copies nothing, and every process (every DDP rank) shares the same pages.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -57,10 +58,17 @@ def load(folder: Path) -> tuple[dict[str, EncodedSplit], str, dict[str, Any]] | 
     return splits, tokenizer_json, meta
 
 
-def new_folder(folder: Path) -> Path:
-    """An empty temporary folder beside `folder`, to encode into (`finish` renames it into place)."""
+@contextlib.contextmanager
+def building(folder: Path) -> Iterator[Path]:
+    """An empty temporary folder beside `folder` to encode into, for the block (`finish` renames it into
+    place); whatever is left of it afterwards (the block failed, or the process is stopped) is removed."""
     folder.parent.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix=f".tmp-{folder.name}-", dir=folder.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{folder.name}-", dir=folder.parent))
+    with unfinished(tmp):
+        try:
+            yield tmp
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def finish(tmp: Path, folder: Path, splits: dict[str, EncodedSplit], tokenizer_json: str, meta: dict[str, Any]) -> None:
@@ -81,16 +89,6 @@ def finish(tmp: Path, folder: Path, splits: dict[str, EncodedSplit], tokenizer_j
         if load(folder) is None:  # a damaged leftover: replace it
             shutil.rmtree(folder, ignore_errors=True)
             os.rename(tmp, folder)
-
-
-def save(folder: Path, splits: dict[str, EncodedSplit], tokenizer_json: str, meta: dict[str, Any]) -> None:
-    """Write splits encoded in memory as a cache folder, atomically."""
-    tmp = new_folder(folder)
-    with unfinished(tmp):
-        try:
-            finish(tmp, folder, splits, tokenizer_json, meta)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def stream(folder: Path, split: str, make: Callable[[], np.ndarray]) -> np.ndarray:

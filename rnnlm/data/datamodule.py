@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import shutil
 import time
 from functools import partial
 from pathlib import Path
@@ -35,7 +34,7 @@ from rnnlm.data.stream import (
 from rnnlm.data.summary import describe
 from rnnlm.data.tokenizer import build_tokenizer, check_tokenizer_settings, special_ids, tokenizer_from_json
 from rnnlm.errors import UserError
-from rnnlm.files import os_cause, unfinished
+from rnnlm.files import os_cause
 
 log = logging.getLogger(__name__)
 
@@ -149,7 +148,7 @@ class SentenceDataModule(L.LightningDataModule):
                      f"; cached in {folder}" if folder is not None else "")  # fmt: skip
         self._cached_in = folder
         self.tokenizer = tokenizer_from_json(self.tokenizer_json)
-        for line in describe(self.splits, self.meta, self.ids["unk"], self.vocab_size):
+        for line in describe(self.splits, self.meta, self.vocab_size):
             log.info(line)
 
     def _build(self, fingerprint: dict[str, Any], folder: Path | None) -> tuple[Path | None, dict[str, float]]:
@@ -170,15 +169,11 @@ class SentenceDataModule(L.LightningDataModule):
         seconds["tokenizer"], t = time.perf_counter() - t, time.perf_counter()
         if folder is not None:
             try:
-                tmp = cache.new_folder(folder)
-                with unfinished(tmp):
-                    try:
-                        stats = self._encode(raw, tok, tmp)
-                        seconds["encode"], t = time.perf_counter() - t, time.perf_counter()
-                        self.meta = self._meta(fingerprint, how, stats, raw, tok, dict(seconds))
-                        cache.finish(tmp, folder, self.splits, self.tokenizer_json, self.meta)
-                    finally:
-                        shutil.rmtree(tmp, ignore_errors=True)
+                with cache.building(folder) as tmp:
+                    stats = self._encode(raw, tok, tmp)
+                    seconds["encode"], t = time.perf_counter() - t, time.perf_counter()
+                    self.meta = self._meta(fingerprint, how, stats, raw, tok, dict(seconds))
+                    cache.finish(tmp, folder, self.splits, self.tokenizer_json, self.meta)
                 seconds["cache write"] = time.perf_counter() - t
                 loaded = cache.load(folder)  # the folder's own files (another process may have written it first)
                 if loaded is not None:

@@ -93,11 +93,3 @@ def encode_blocks(sentences: Iterable[str], tok: Tokenizer):
         else:
             ids, lens = _by_tokenizer(block, tok, eos)
         yield ids, lens.astype(np.int64)
-
-
-def encode_ids(sentences: list[str], tok: Tokenizer) -> tuple[np.ndarray, np.ndarray]:
-    """All sentences' token ids back to back (int32) and each sentence's length (int64)."""
-    parts = list(encode_blocks(sentences, tok))
-    if not parts:
-        return np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.int64)
-    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])

@@ -23,14 +23,12 @@ def length_histogram(lengths: np.ndarray, bins: int = 8, width: int = 40) -> lis
     return lines
 
 
-def describe(splits: dict[str, EncodedSplit], meta: dict[str, Any], unk_id: int, vocab_size: int) -> list[str]:
+def describe(splits: dict[str, EncodedSplit], meta: dict[str, Any], vocab_size: int) -> list[str]:
     lines = []
     for split, data in splits.items():
         f = meta["filters"][split]
         lens = data.lengths
-        counted = meta.get("unk", {}).get(split)  # counted when it was encoded: a reload reads no token
-        unk = 100.0 * (counted if counted is not None else np.count_nonzero(data.tokens == unk_id))
-        unk /= max(len(data.tokens), 1)
+        unk = 100.0 * meta["unk"][split] / max(len(data.tokens), 1)  # counted when encoded: a reload reads no token
         oov = "<unk>" if split == "train" else "OOV (<unk>)"
         dropped = ""
         if f["too_short"] or f["too_long"]:
