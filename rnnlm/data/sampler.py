@@ -9,6 +9,7 @@ talking to the others, and a resumed run can rebuild any epoch and skip what it 
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from typing import Any
 
@@ -27,7 +28,7 @@ def check_batching(batch_size: int | None, max_tokens: int | None, bucket_width:
     checks.integer("data.bucket_width", bucket_width)
 
 
-class ResumableOrder(Sampler[list[int]]):
+class ResumableOrder(Sampler[list[int]], ABC):
     """What both batch orders (sentence buckets, stream windows) share: a fixed order per epoch, `set_epoch`
     as Lightning calls it, and a mid-epoch position that checkpoints save and resumed runs skip to.
 
@@ -39,11 +40,11 @@ class ResumableOrder(Sampler[list[int]]):
         self.consumed = 0  # batches of this epoch already trained on (set by the training loop)
         self._resume_at = 0  # where the next __iter__ starts (after load_state_dict)
 
-    def batches(self, epoch: int | None = None) -> list:
-        raise NotImplementedError
+    @abstractmethod
+    def batches(self, epoch: int | None = None) -> list: ...
 
-    def layout(self) -> dict[str, Any]:
-        raise NotImplementedError
+    @abstractmethod
+    def layout(self) -> dict[str, Any]: ...
 
     def epoch_length(self) -> int:
         """Batches in the current epoch (len() is the most any epoch has)."""
