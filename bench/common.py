@@ -15,7 +15,7 @@ from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from omegaconf import DictConfig, open_dict
 
-from rnnlm.precision import cpu_has_bf16
+from rnnlm.precision import cpu_bf16_class, cpu_has_bf16
 
 CONF = str(Path(__file__).resolve().parent.parent / "conf")
 
@@ -53,7 +53,7 @@ def machine() -> str:
     except OSError:
         pass
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
-    bf16 = "bf16 native" if cpu_has_bf16() else "no CPU bf16 (bf16 training rows run in fp32)"
+    bf16 = cpu_bf16_class() + ("" if cpu_has_bf16() else ": bf16 training rows run in fp32")
     threads = f"{os.cpu_count()} cores, {torch.get_num_threads()} torch threads"
     return f"{cpu}, {threads}, {bf16}, torch {torch.__version__}, {gpu}"
 

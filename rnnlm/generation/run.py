@@ -54,6 +54,7 @@ def run(cfg: DictConfig) -> None:
     gen_cfg = GenerationConfig(
         strategy=cfg.strategy, max_len=cfg.max_len, temperature=cfg.temperature, top_k=cfg.top_k,
         top_p=cfg.top_p, beam_size=cfg.beam_size, length_penalty=cfg.length_penalty, seed=cfg.seed, bf16=cfg.bf16,
+        allow_emulated_bf16=cfg.get("allow_emulated_bf16", False),
     )  # fmt: skip
     results = Generator(model.net, model.tokenizer, model.data_mode).generate(prompts, cfg.num_samples, gen_cfg)
     if cfg.output:

@@ -16,7 +16,7 @@ from rnnlm.data.tokenizer import special_ids
 from rnnlm.errors import UserError
 from rnnlm.generation.sampling import sample_tokens
 from rnnlm.models.rnn_lm import RNNLanguageModel
-from rnnlm.precision import bf16_usable, fallback_sentence
+from rnnlm.precision import bf16_fallback
 
 log = logging.getLogger(__name__)
 STRATEGIES = ("greedy", "sample", "beam")
@@ -33,7 +33,8 @@ class GenerationConfig:
     beam_size: int = 5
     length_penalty: float = 1.0  # beams are ranked by log-prob / length ** length_penalty
     seed: int | None = None
-    bf16: bool = False  # bf16 autocast: ~2x faster on CPUs with AVX-512 BF16 and GPUs (fp32 on other CPUs)
+    bf16: bool = False  # bf16 autocast: ~2x faster where bf16 is native (AVX-512 BF16/AMX CPUs, Ampere+ GPUs)
+    allow_emulated_bf16: bool = False  # bf16 even where the hardware only emulates it (slower than fp32)
 
     def check(self) -> None:
         if self.strategy not in STRATEGIES:
@@ -179,9 +180,10 @@ class Generator:
         """num_samples continuations of each prompt (beam: the num_samples best beams), prompt by prompt."""
         cfg = cfg or GenerationConfig()
         cfg.check()
-        self.bf16 = cfg.bf16 and bf16_usable(self.device)
-        if cfg.bf16 and not self.bf16:
-            log.warning(fallback_sentence("bf16=true"))
+        fallback = bf16_fallback(self.device, "bf16=true", cfg.allow_emulated_bf16) if cfg.bf16 else None
+        self.bf16 = cfg.bf16 and fallback is None
+        if fallback is not None:
+            log.warning(fallback)
         if num_samples < 1:
             raise UserError(f"num_samples={num_samples} must be at least 1.")
         if not prompts:

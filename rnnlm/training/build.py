@@ -60,7 +60,9 @@ def _continued_run(logger_cfg: DictConfig, checkpoint: dict) -> dict[str, str]:
 def build_trainer(cfg: DictConfig, checkpoint: dict, guard: StopGuard | None = None) -> L.Trainer:
     """The Trainer with the configured callbacks and loggers, plus the callbacks correctness needs whatever
     `callbacks=` says: the sampler's position and random states (exact resume), the epoch history
-    (results.json), the interrupt handling, and logging in ddp_spawn ranks."""
+    (results.json), the interrupt handling, and logging in ddp_spawn ranks. bf16 where it would not be
+    native becomes fp32 here, for training and evaluation alike."""
+    settle_precision(cfg)
     configured = (cfg.get("callbacks") or {}).items()  # `callbacks.NAME=null` turns one off
     callbacks = [instantiate_node(f"callbacks.{k}", c) for k, c in configured if c is not None]
     callbacks += [SamplerPosition(), RandomState(), EpochSummary(), GracefulInterrupt(guard), SpawnedLogging()]
@@ -91,7 +93,6 @@ def build(cfg: DictConfig, guard: StopGuard | None = None) -> tuple[SentenceData
     # Everything that can be checked without data first: a typo should cost seconds, not a corpus read.
     check_config(cfg)
     check_strategy(cfg.trainer)
-    settle_precision(cfg)
     L.seed_everything(cfg.seed, workers=True)
     if cfg.data.get("mode") == "stream" and cfg.data.get("variable_bptt"):
         with open_dict(cfg):  # each epoch has its own number of windows: Lightning must read it anew
