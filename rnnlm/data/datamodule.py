@@ -139,15 +139,15 @@ class SentenceDataModule(L.LightningDataModule):
         folder = self._folder(fingerprint)
         hit = cache.load(folder) if folder is not None else None
         if hit is not None:
-            self.splits, self.tokenizer_json, self.meta = hit
+            self.splits, self.tokenizer_json, self.meta, self.tokenizer = hit  # the tokenizer load parsed to check it
             log.info("encoded corpus loaded from %s in %.1fs", folder, time.perf_counter() - t0)
         else:
             folder, seconds = self._build(fingerprint, folder)
             steps = ", ".join(f"{k} {v:.1f}s" for k, v in seconds.items())
             log.info("corpus read, tokenized and encoded in %.1fs (%s)%s", time.perf_counter() - t0, steps,
                      f"; cached in {folder}" if folder is not None else "")  # fmt: skip
+            self.tokenizer = tokenizer_from_json(self.tokenizer_json)
         self._cached_in = folder
-        self.tokenizer = tokenizer_from_json(self.tokenizer_json)
         for line in describe(self.splits, self.meta, self.vocab_size):
             log.info(line)
 
@@ -262,9 +262,11 @@ class SentenceDataModule(L.LightningDataModule):
         """A split as one token stream (sentences in corpus order, each followed by <eos>), joined once."""
         self.prepare()
         if split not in self._streams:
-            make = partial(to_stream, self.splits[split], self.ids["eos"])
+            data = self.splits[split]
+            make = partial(to_stream, data, self.ids["eos"])
+            length = len(data.tokens) + len(data)  # each sentence and its <eos>: a cached file's size is checked
             try:  # memory-mapped from the cache: made once, shared by the ranks and later runs
-                self._streams[split] = cache.stream(self._cached_in, split, make) if self._cached_in else make()
+                self._streams[split] = cache.stream(self._cached_in, split, make, length) if self._cached_in else make()
             except OSError as err:
                 log.warning("the stream of %s could not be written to the cache %s (%s): it is kept in memory",
                             split, self._cached_in, os_cause(err))  # fmt: skip
