@@ -7,17 +7,28 @@ import sys
 from collections.abc import Callable
 from typing import TypeVar
 
+from omegaconf.errors import MissingMandatoryValue
+
 from rnnlm.errors import UserError
 
 T = TypeVar("T")
 log = logging.getLogger("rnnlm")
 
 
+# What a setting the config marks `???` (mandatory) holds, for the sentence that asks for it.
+MANDATORY = {"ckpt_path": "a checkpoint written by train.py, e.g. outputs/train/runs/<date_time>/checkpoints/last.ckpt"}
+
+
 def user_error(err: BaseException | None) -> UserError | None:
-    """The UserError behind `err`: hydra's instantiate wraps what a constructor raises in its own error."""
+    """The UserError behind `err`: hydra's instantiate wraps what a constructor raises in its own error; a
+    mandatory setting left out (OmegaConf's MissingMandatoryValue) becomes one that names it."""
     while err is not None:
         if isinstance(err, UserError):
             return err
+        if isinstance(err, MissingMandatoryValue):
+            key = err.full_key or "a setting"
+            what = MANDATORY.get(key.rsplit(".", 1)[-1], "its value")
+            return UserError(f"{key} is not set: add {key}=... to the command ({what}).")
         err = err.__cause__ or err.__context__
     return None
 

@@ -24,7 +24,7 @@ from tests.conftest import ROOT, compose_config, tiny_overrides
 
 HYDRA = 1  # Hydra's own composition errors (unknown key or option) exit 1; rnnlm's exit 2
 
-T, G = "train.py", "generate.py"
+T, G, E = "train.py", "generate.py", "eval.py"
 # fmt: off
 CASES = [
     # -- config: caught before any data is read
@@ -107,9 +107,19 @@ CASES = [
      "ckpt_path={ckpt} was trained with data.mode=sentences and this run asks for data.mode=stream: resume with "
      "data.mode=sentences, or start a new run without ckpt_path"),
     ("resume-past-max-epochs", T, ["ckpt_path={ckpt}", "trainer.max_epochs=1"], 2,
-     "ckpt_path={ckpt} was saved in epoch 2, past trainer.max_epochs=1: set trainer.max_epochs above 2 to train on "
-     "from it (or evaluate it with eval.py)."),
+     "ckpt_path={ckpt} has finished 3 epochs, as many as trainer.max_epochs=1 asks for: set trainer.max_epochs above "
+     "3 to train on from it (or evaluate it with eval.py)."),
+    ("resume-at-max-epochs", T, ["ckpt_path={ckpt}", "trainer.max_epochs=3"], 2,
+     "ckpt_path={ckpt} has finished 3 epochs, as many as trainer.max_epochs=3 asks for: set trainer.max_epochs above "
+     "3 to train on from it (or evaluate it with eval.py)."),
+    ("max-epochs-0", T, ["trainer.max_epochs=0"], 2, "trainer.max_epochs=0 trains nothing: set it to 1 or more (to "
+     "evaluate a checkpoint without training, run python eval.py ckpt_path=...)."),
+    ("max-steps-0", T, ["+trainer.max_steps=0"], 2, "trainer.max_steps=0 trains nothing: set it to 1 or more"),
+    ("eval-no-ckpt", E, [], 2, "ckpt_path is not set: add ckpt_path=... to the command (a checkpoint written by "
+     "train.py, e.g. outputs/train/runs/<date_time>/checkpoints/last.ckpt)."),
     # -- generation
+    ("gen-no-ckpt", G, [], 2, "ckpt_path is not set: add ckpt_path=... to the command (a checkpoint written by "
+     "train.py, e.g. outputs/train/runs/<date_time>/checkpoints/last.ckpt)."),
     ("gen-ckpt-missing", G, ["ckpt_path=/nowhere/model.ckpt"], 2, "ckpt_path=/nowhere/model.ckpt is not a file"),
     ("gen-ckpt-foreign", G, ["ckpt_path={foreign}"], 2, "ckpt_path={foreign} was not written by rnnlm"),
     ("gen-top-p", G, ["ckpt_path={ckpt}", "top_p=0"], 2, "top_p=0 must be in (0, 1]"),
@@ -128,6 +138,11 @@ BEFORE_DATA |= {
     "resume-other-tokenizer",
     "resume-other-mode",
     "resume-past-max-epochs",
+    "resume-at-max-epochs",
+    "max-epochs-0",
+    "max-steps-0",
+    "eval-no-ckpt",
+    "gen-no-ckpt",
     "ckpt-url",
 }
 
@@ -148,6 +163,8 @@ def files(trained, tmp_path_factory) -> dict[str, Path]:
 
 
 def command(script: str, args: list[str], corpus: dict[str, Path], d: Path) -> list[str]:
+    if script == E:
+        return [*args, f"hydra.run.dir={d / 'run'}"]
     if script == G:
         return [*args, f"output={d / 'out.jsonl'}" if not any(a.startswith("output=") for a in args) else "",
                 f"hydra.run.dir={d / 'run'}"]  # fmt: skip
@@ -175,15 +192,17 @@ def assert_clean(case: str, code: int, message: str, err: str, out: str, d: Path
 def run_here(script: str, args: list[str], d: Path, capsys, caplog) -> tuple[int, str, str]:
     """The entry point's work in this process: compose as Hydra would, then its run_or_exit."""
     from rnnlm.generation.run import run
+    from rnnlm.training.evaluate import evaluate
     from rnnlm.training.run import train
 
     args = [a for a in args if a]
+    config, fn = {T: ("train", train), G: ("generate", run), E: ("eval", evaluate)}[script]
     try:
-        cfg = compose_config(*args, run_dir=d / "run", config="train" if script == T else "generate")
+        cfg = compose_config(*args, run_dir=d / "run", config=config)
     except Exception as err:  # Hydra's own refusal, which the command line prints and exits 1 with
         return HYDRA, "", str(err)
     try:
-        run_or_exit(train if script == T else run, cfg)
+        run_or_exit(fn, cfg)
         code = 0
     except SystemExit as stop:
         code = stop.code

@@ -75,6 +75,13 @@ def materials(trained, tiny_corpus, tmp_path_factory) -> Materials:
             line for i, s in enumerate(make_sentences(n, seed)) for line in ([s] if i % 5 else ["", f"= {s} =", ""])
         ]
         (root / "data" / "wikitext-2" / f"wiki.{split}.tokens").write_text("\n".join(lines) + "\n")
+    shutil.copytree(root / "data" / "corpus", root / "data" / "my_corpus")  # docs/DATA.md's names for the same
+    shutil.copytree(root / "data" / "wikitext-2", root / "data" / "wikitext-103")
+    (root / "data" / "reviews").mkdir()  # data=hf on a folder of CSV files with a review column
+    for split, n, seed in (("train", 60, 0), ("validation", 10, 1), ("test", 10, 2)):
+        prose = [" ".join(s.capitalize() + "." for s in make_sentences(3, seed * 100 + i)) for i in range(n)]
+        pd.DataFrame({"review": prose}).to_csv(root / "data" / "reviews" / f"{split}.csv", index=False)
+    (root / "a.txt").write_text("\n".join(make_sentences(300, 3)) + "\n")
     (root / "prompts.txt").write_text("the cat\na dog\n")
     shutil.copy(tiny_corpus["val"], root / "sentences.txt")
     return Materials(root, tiny_corpus, trained / "checkpoints" / "last.ckpt")
@@ -96,8 +103,10 @@ def localize(command: str, m: Materials, sweep_dir: Path | None = None) -> tuple
     names = {"train.txt": m.corpus["train"], "valid.txt": m.corpus["val"], "test.txt": m.corpus["test"],
              "/data": m.path("data"), "outputs/train/runs/<date_time>/checkpoints/last.ckpt": m.ckpt,
              "outputs/train/multiruns/<date_time>": sweep_dir, "/data/corpus": m.path("data") / "corpus",
-             "/data/wikitext-2": m.path("data") / "wikitext-2"}  # fmt: skip
-    for name in ("book.txt", "reviews.parquet", "prompts.txt", "sentences.txt", "samples.jsonl", "many.jsonl"):
+             "/data/wikitext-2": m.path("data") / "wikitext-2", "/data/wikitext-103": m.path("data") / "wikitext-103",
+             "/data/my_corpus": m.path("data") / "my_corpus", "/data/reviews": m.path("data") / "reviews",
+             "outputs/train/<run>/checkpoints/<best>.ckpt": m.ckpt}  # fmt: skip
+    for name in ("a.txt", "book.txt", "reviews.parquet", "prompts.txt", "sentences.txt", "samples.jsonl", "many.jsonl"):
         names[name] = m.path(name)
     out = []
     for arg in args:
@@ -105,8 +114,8 @@ def localize(command: str, m: Materials, sweep_dir: Path | None = None) -> tuple
         out.append(f"{key}={names[value]}" if value in names else names.get(arg, arg))
     if script in ("train.py", "eval.py"):
         out = tiny(out, m, script)
-    if "hydra.sweeper.n_trials=30" in out:  # the search as the README starts it, two trials long
-        out[out.index("hydra.sweeper.n_trials=30")] = "hydra.sweeper.n_trials=2"
+    if "hparams_search=optuna" in out:  # the search as the docs start it, two trials long
+        out = [a for a in out if not a.startswith("hydra.sweeper.n_trials=")] + ["hydra.sweeper.n_trials=2"]
     return script, [str(a) for a in out]
 
 
@@ -121,8 +130,8 @@ def tiny(args: list[str], m: Materials, script: str) -> list[str]:
         extra = ["debug=tiny", *extra]
         limits = {"trainer.limit_train_batches": 3, "trainer.limit_val_batches": 2, "trainer.limit_test_batches": 2,
                   "data.batch_size": 16}  # fmt: skip
-        if "ckpt_path" not in keys:  # a resumed run goes on from the checkpoint's epoch (3 done)
-            limits["trainer.max_epochs"] = 1
+        # A new run trains one epoch; a resumed one goes on from the checkpoint's 3 finished epochs to a 4th.
+        limits["trainer.max_epochs"] = 4 if "ckpt_path" in keys else 1
     else:
         limits = {"trainer.limit_val_batches": 2, "trainer.limit_test_batches": 2}
     extra += [f"{k}={v}" for k, v in limits.items() if k not in keys]

@@ -102,6 +102,10 @@ def check_training(cfg: DictConfig) -> None:
     trainer = cfg.trainer
     _known("trainer", trainer, _params(L.Trainer.__init__))
     checks.integer("trainer.max_epochs", trainer.get("max_epochs"), -1, optional=True)
+    for key in ("max_epochs", "max_steps"):  # Lightning would train nothing, then report the untrained model
+        if trainer.get(key) == 0:
+            raise UserError(f"trainer.{key}=0 trains nothing: set it to 1 or more (to evaluate a checkpoint "
+                            "without training, run python eval.py ckpt_path=...).")  # fmt: skip
     clip = trainer.get("gradient_clip_val")
     if clip is not None:
         checks.number("trainer.gradient_clip_val", clip, 0.0, None)
@@ -201,12 +205,20 @@ def check_resume(cfg: DictConfig, checkpoint: dict, path: str) -> None:
             f"ckpt_path={path} was trained with other settings than this run asks for: {'; '.join(diffs)}; "
             "resume with the checkpoint's settings (drop those overrides), or start a new run without ckpt_path."
         )
-    epoch, max_epochs = checkpoint.get("epoch", 0), cfg.trainer.get("max_epochs")
-    if max_epochs not in (None, -1) and epoch > max_epochs:
+    done, max_epochs = finished_epochs(checkpoint), cfg.trainer.get("max_epochs")
+    if max_epochs not in (None, -1) and done >= max_epochs:
         raise UserError(
-            f"ckpt_path={path} was saved in epoch {epoch}, past trainer.max_epochs={max_epochs}: set "
-            f"trainer.max_epochs above {epoch} to train on from it (or evaluate it with eval.py)."
+            f"ckpt_path={path} has finished {done} epochs, as many as trainer.max_epochs={max_epochs} asks for: "
+            f"set trainer.max_epochs above {done} to train on from it (or evaluate it with eval.py)."
         )
+
+
+def finished_epochs(checkpoint: dict) -> int:
+    """Epochs whose training a checkpoint has finished: Lightning's count of processed epochs (a checkpoint
+    saved at an epoch's end counts that epoch, one saved mid-epoch does not); `epoch` where there is none."""
+    progress = ((checkpoint.get("loops") or {}).get("fit_loop") or {}).get("epoch_progress") or {}
+    processed = (progress.get("current") or {}).get("processed")
+    return int(processed) if processed is not None else int(checkpoint.get("epoch", 0))
 
 
 def _plain(value: Any) -> Any:
