@@ -19,7 +19,9 @@ def test_slurm_asks_for_one_task_per_gpu_of_the_ddp_run():
     launcher = cfg.hydra.launcher
     assert launcher._target_.endswith("SlurmLauncher")
     assert (launcher.partition, launcher.gpus_per_node, launcher.tasks_per_node) == ("gpu", 4, 4)
-    assert launcher.timeout_min == 240 and launcher.max_num_timeout == 3
+    assert launcher.max_num_timeout == 3
+    # null: the partition's MaxTime and what its nodes have, filled in by the launcher from sinfo (below)
+    assert (launcher.timeout_min, launcher.cpus_per_task, launcher.mem_gb) == (None, None, None)
 
 
 def test_slurm_asks_a_cpu_run_for_no_gpu():
@@ -75,19 +77,111 @@ def fake_sinfo(monkeypatch, text: str) -> None:
     monkeypatch.setattr(rnnlm_slurm.subprocess, "run", lambda *a, **k: result)
 
 
-def test_slurm_requests_are_checked_against_the_partitions_before_anything_is_submitted(monkeypatch):
-    from hydra_plugins.rnnlm_slurm import _minutes, check_request
+# `sinfo -h -o "%P %l %L %c %m %G"`: a line per kind of node (the default partition starred); MB of memory
+SINFO = """debug* 30:00 n/a 2 23081 (null)
+gpu 2-00:00:00 n/a 64 515000 gpu:a100:8(S:0-1)
+gpu 2-00:00:00 n/a 32 257000 gpu:a100:8(S:0-1)
+gpu 2-00:00:00 n/a 16 128000 (null)
+mixed 1:30:30 n/a 48 192000 gpu:v100:4,mps:100
+mixed 1:30:30 n/a 24 100000 gpu:2
+long infinite 1-00:00:00 8 32000+ (null)
+open UNLIMITED n/a 4 8192 (null)
+"""
 
-    assert [_minutes(t) for t in ("30:00", "45", "2:00:00", "1-02:03:00", "UNLIMITED")] == [30, 45, 120, 1563, None]
-    fake_sinfo(monkeypatch, "debug* 30:00\ngpu 2-00:00:00\nlong infinite\n")
-    for partition, minutes in (("debug", 30), (None, 5), ("gpu", 2880), ("long", 10**6)):
-        check_request(partition, minutes)  # within the limits: nothing said
+
+def fit(*, partition=None, timeout_min=None, cpus_per_task=None, mem_gb=None, gpus_per_node=0, tasks_per_node=1):
+    from hydra_plugins.rnnlm_slurm import fit_request
+
+    request = {"partition": partition, "timeout_min": timeout_min, "cpus_per_task": cpus_per_task, "mem_gb": mem_gb}
+    return fit_request({**request, "gpus_per_node": gpus_per_node, "tasks_per_node": tasks_per_node})
+
+
+def test_slurm_requests_are_checked_against_the_partitions_before_anything_is_submitted(monkeypatch):
+    from hydra_plugins.rnnlm_slurm import _minutes
+
+    assert [_minutes(t) for t in ("30:00", "45", "2:00:00", "1-02:03:00", "UNLIMITED", "n/a")] == [
+        30, 45, 120, 1563, None, None]  # fmt: skip
+    fake_sinfo(monkeypatch, SINFO)
+    for partition, minutes in (("debug", 30), (None, 5), ("gpu", 2880), ("long", 10**6), ("open", 10**6)):
+        assert fit(partition=partition, timeout_min=minutes, cpus_per_task=1, mem_gb=1) == {}  # within: kept
     with pytest.raises(SystemExit, match=r"partition=nosuch is not a partition of this SLURM \(it has: debug, gpu, "
-                                         r"long\): set one of them\.$"):  # fmt: skip
-        check_request("nosuch", 5)
-    with pytest.raises(SystemExit, match=r"timeout_min=240 is over partition debug's time limit \(30:00, 30 min\): "
-                                         r"set it to at most 30\.$"):  # fmt: skip
-        check_request(None, 240)  # the default partition's limit
+                                         r"long, mixed, open\): set one of them\.$"):  # fmt: skip
+        fit(partition="nosuch", timeout_min=5)
+    with pytest.raises(SystemExit, match=r"^error: hydra.launcher.timeout_min=240 is over partition debug's time limit "
+                                         r"\(30:00, 30 min\): set it to at most 30\.$"):  # fmt: skip
+        fit(timeout_min=240)  # the default partition's limit
+    with pytest.raises(SystemExit, match=r"timeout_min=91 is over .* \(1:30:30, 90.5 min\): set it to at most 90\.$"):
+        fit(partition="mixed", timeout_min=91)
+    with pytest.raises(SystemExit, match=r"^error: hydra.launcher.cpus_per_task=4 is more than any node of partition "
+                                         r"debug has \(2 CPUs\): set it to at most 2\.$"):  # fmt: skip
+        fit(cpus_per_task=4)
+    with pytest.raises(SystemExit, match=r"cpus_per_task=20 \(times 4 tasks\) is more than any node of partition gpu "
+                                         r"has \(64 CPUs\): set it to at most 16\.$"):  # fmt: skip
+        fit(partition="gpu", cpus_per_task=20, gpus_per_node=4, tasks_per_node=4)
+    with pytest.raises(SystemExit, match=r"^error: hydra.launcher.mem_gb=64 is more than any node of partition debug "
+                                         r"has \(23081 MB\): set it to at most 22\.$"):  # fmt: skip
+        fit(mem_gb=64)
+
+
+def test_slurm_requests_left_null_get_the_partitions_time_and_nodes_said_in_one_line(monkeypatch, caplog):
+    fake_sinfo(monkeypatch, SINFO)
+    caplog.set_level("INFO", logger="hydra_plugins.rnnlm_slurm")
+    # the local script's node: 2 CPUs, its memory less 1 GiB (23081 MB: 22 whole GB, SLURM's GB being 1024 MB)
+    assert fit(partition="debug") == {"timeout_min": 30, "cpus_per_task": 2, "mem_gb": 22}
+    assert caplog.messages == ["SLURM request for partition debug: timeout_min=30 (its MaxTime), cpus_per_task=2, "
+                               "mem_gb=22 (its nodes'); set hydra.launcher.<key> to ask for less"]  # fmt: skip
+    caplog.clear()
+    assert fit() == {"timeout_min": 30, "cpus_per_task": 2, "mem_gb": 22}  # no partition: the default one
+    assert fit(partition="debug", timeout_min=10, cpus_per_task=1, mem_gb=2) == {}  # set within: kept, nothing said
+    assert fit(partition="debug", mem_gb=2) == {"timeout_min": 30, "cpus_per_task": 2}
+    assert caplog.messages[-1] == ("SLURM request for partition debug: timeout_min=30 (its MaxTime), cpus_per_task=2 "
+                                   "(its nodes'); set hydra.launcher.<key> to ask for less")  # fmt: skip
+    assert len(caplog.messages) == 2
+    # a GPU job: its share of the smallest node with the GPUs (the GPU-less kind cannot run it), per task
+    assert fit(partition="gpu", gpus_per_node=1) == {"timeout_min": 2880, "cpus_per_task": 4, "mem_gb": 31}
+    assert caplog.messages[-1] == ("SLURM request for partition gpu: timeout_min=2880 (its MaxTime), cpus_per_task=4, "
+                                   "mem_gb=31 (its smallest nodes' share for 1 of their 8 GPUs); set "
+                                   "hydra.launcher.<key> to ask for less")  # fmt: skip
+    assert fit(partition="gpu", gpus_per_node=4, tasks_per_node=4)["cpus_per_task"] == 4  # 16 CPUs of 32, 4 tasks
+    assert fit(partition="gpu", gpus_per_node=8, tasks_per_node=8, timeout_min=60) == {
+        "cpus_per_task": 4, "mem_gb": 250}  # fmt: skip
+    # a CPU job (trainer=cpu: gpus_per_node 0) fits every node; a partition's time in seconds is cut to a minute
+    assert fit(partition="gpu") == {"timeout_min": 2880, "cpus_per_task": 16, "mem_gb": 125}
+    assert fit(partition="mixed", gpus_per_node=2) == {"timeout_min": 90, "cpus_per_task": 24, "mem_gb": 93}
+    assert "(its smallest nodes' share for 2 GPUs); set hydra.launcher" in caplog.messages[-1]  # 4 GPUs and 2
+    assert fit(partition="mixed", gpus_per_node=4) == {"timeout_min": 90, "cpus_per_task": 48, "mem_gb": 187}
+    assert "mem_gb=187 (its nodes')" in caplog.messages[-1]  # only the 4-GPU kind can run it, all of it
+    # no MaxTime: the partition's DefaultTime, else a day (submitit needs a number)
+    assert fit(partition="long") == {"timeout_min": 1440, "cpus_per_task": 8, "mem_gb": 31}
+    assert "timeout_min=1440 (its DefaultTime; it has no MaxTime)" in caplog.messages[-1]
+    assert fit(partition="open", cpus_per_task=2, mem_gb=4) == {"timeout_min": 1440}
+    assert caplog.messages[-1] == ("SLURM request for partition open: timeout_min=1440 (a day: it has no time limit); "
+                                   "set hydra.launcher.<key> to ask for less")  # fmt: skip
+
+
+def test_what_the_filled_request_asks_sbatch_for():
+    pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
+    from submitit.slurm.slurm import _convert_mem, _make_sbatch_string
+
+    sbatch = _make_sbatch_string(command="x", folder="/tmp/f", time=30, cpus_per_task=2, mem=_convert_mem(22),
+                                 gpus_per_node=0, ntasks_per_node=1)  # fmt: skip
+    assert {"#SBATCH --time=30", "#SBATCH --cpus-per-task=2", "#SBATCH --mem=22GB"} <= set(sbatch.splitlines())
+    assert "#SBATCH --gpus-per-node=0" in sbatch  # trainer=cpu: no GPU (a partition without GPUs takes it)
+
+
+def test_slurm_launch_fills_the_request_before_it_submits(monkeypatch):
+    pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
+    from hydra.utils import instantiate
+
+    fake_sinfo(monkeypatch, SINFO)
+    cfg = compose_train("hydra/launcher=slurm", "hydra.launcher.partition=debug", "trainer=cpu")
+    launcher = instantiate(cfg.hydra.launcher)
+    submitted = {}
+    monkeypatch.setattr(launcher, "_submit", lambda *a: submitted.update(launcher.params) or [])
+    monkeypatch.setattr(launcher, "_wait", lambda *a: [])
+    launcher.launch([["model=rnn"]], 0)
+    assert {k: submitted[k] for k in ("timeout_min", "cpus_per_task", "mem_gb", "gpus_per_node")} == {
+        "timeout_min": 30, "cpus_per_task": 2, "mem_gb": 22, "gpus_per_node": 0}  # fmt: skip
 
 
 def test_slurm_without_sinfo_says_where_to_run_the_sweep(monkeypatch):
@@ -98,7 +192,7 @@ def test_slurm_without_sinfo_says_where_to_run_the_sweep(monkeypatch):
 
     monkeypatch.setattr(rnnlm_slurm.subprocess, "run", missing)
     with pytest.raises(SystemExit, match=r"needs SLURM's sinfo and sbatch here .*: run the sweep on a SLURM login"):
-        rnnlm_slurm.check_request("debug", 5)
+        rnnlm_slurm.fit_request({"partition": "debug", "timeout_min": 5})
 
 
 def test_a_refused_sbatch_is_quoted_in_slurms_own_words():

@@ -19,8 +19,11 @@ pytestmark = [
     pytest.mark.skipif(shutil.which("sbatch") is None, reason="needs SLURM: sudo bash scripts/local_slurm.sh start"),
 ]
 
-SLURM = ("hydra/launcher=slurm", "hydra.launcher.partition=debug", "hydra.launcher.cpus_per_task=1",
-         "hydra.launcher.mem_gb=2", "hydra.launcher.timeout_min=5", "trainer=cpu")  # fmt: skip
+# docs/CLUSTERS.md's command for scripts/local_slurm.sh's SLURM, as printed there (its time limit, CPUs and
+# memory left to the launcher: the partition's MaxTime and what its node has)
+DOCS = next(line.split() for line in (ROOT / "docs" / "CLUSTERS.md").read_text().splitlines()
+            if line.startswith("python train.py -m hydra/launcher=slurm hydra.launcher.partition=debug "))  # fmt: skip
+SLURM = ("hydra/launcher=slurm", "hydra.launcher.partition=debug", "trainer=cpu")
 
 
 def sweep(tiny_corpus, tmp_path, *overrides: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -35,17 +38,31 @@ def job_ids(sweep_dir) -> list[str]:
     return sorted(p.parent.name for p in folder.glob("*/*_submitted.pkl")) if folder.is_dir() else []
 
 
+def node(field: str) -> int:
+    """The debug partition's node as sinfo shows it: `c` its CPUs, `m` its memory (MB)."""
+    out = subprocess.run(["sinfo", "-h", "-p", "debug", "-o", f"%{field}"], capture_output=True, text=True, check=True)
+    return int(out.stdout.split()[0])
+
+
 def queued() -> set[str]:
     out = subprocess.run(["squeue", "-h", "-o", "%i"], capture_output=True, text=True, check=True).stdout
     return set(out.split())
 
 
-def test_a_cell_sweep_runs_as_three_slurm_jobs_and_the_report_reads_it(tiny_corpus, tmp_path):
-    sweep(tiny_corpus, tmp_path, "model=rnn,gru,lstm", "trainer.max_epochs=2")
+def test_the_docs_command_runs_as_printed_three_jobs_and_the_report_reads_it(tiny_corpus, tmp_path):
+    """docs/CLUSTERS.md's command, on the tests' tiny corpus; the request it makes is said in one line."""
+    assert DOCS[:4] == ["python", "train.py", "-m", "hydra/launcher=slurm"] and "trainer=cpu" in DOCS
+    run = [o for o in tiny_overrides(tiny_corpus) if not o.startswith("hydra.run.dir")]
+    proc = run_train(*DOCS[2:], *run, f"hydra.sweep.dir={tmp_path / 'sweep'}", cwd=tmp_path, timeout=600)
+    said = [ln for ln in (proc.stdout + proc.stderr).splitlines() if "SLURM request for partition" in ln]
+    assert len(said) == 1 and said[0].endswith(
+        f"SLURM request for partition debug: timeout_min=30 (its MaxTime), cpus_per_task={node('c')}, "
+        f"mem_gb={node('m') // 1024} (its nodes'); set hydra.launcher.<key> to ask for less"
+    )
     results = {p.parent.name: json.loads(p.read_text()) for p in (tmp_path / "sweep").glob("*/results.json")}
     assert sorted(results) == ["0", "1", "2"]
     assert [results[k]["cell"] for k in ("0", "1", "2")] == ["rnn", "gru", "lstm"]
-    assert all(results[k]["epochs"] == 2 and results[k]["metrics"]["test/ppl"] > 1 for k in results)
+    assert all(results[k]["epochs"] == 1 and results[k]["metrics"]["test/ppl"] > 1 for k in results)
     assert len(list((tmp_path / "sweep" / ".submitit").glob("*_*/*_log.out"))) == 3  # each ran as a job of the array
     report = subprocess.run([sys.executable, "-m", "rnnlm.report", str(tmp_path / "sweep")], cwd=ROOT,
                             capture_output=True, text=True, check=True)  # fmt: skip
@@ -130,5 +147,7 @@ def test_a_partition_slurm_does_not_have_stops_the_sweep_before_anything_is_subm
     )
     proc = sweep(tiny_corpus, tmp_path, "model=rnn,gru", "hydra.launcher.timeout_min=600", check=False)
     assert proc.stderr.strip().endswith("time limit (30:00, 30 min): set it to at most 30.")
+    proc = sweep(tiny_corpus, tmp_path, "model=rnn,gru", "hydra.launcher.mem_gb=100000", check=False)
+    assert proc.stderr.strip().endswith(f"has ({node('m')} MB): set it to at most {node('m') // 1024}.")
     assert queued() == before
     assert not (tmp_path / "sweep" / ".submitit").exists()

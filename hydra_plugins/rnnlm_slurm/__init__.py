@@ -1,8 +1,9 @@
 """`hydra/launcher=slurm`: submitit's SLURM launcher, checked before it submits and patient with failed jobs.
 
-- Before anything is submitted, the partition and the time limit are checked against `sinfo`: an unknown
-  partition, or a limit over the partition's, is one sentence (SLURM refuses the first; the second, where
-  the cluster does not enforce partition limits at submission, would stay pending for ever).
+- Before anything is submitted, the request is checked against its partition as `sinfo` shows it (an unknown
+  partition, or a time limit, CPUs or memory over the partition's, is one sentence), and its null
+  `timeout_min`, `cpus_per_task` and `mem_gb` are filled in from it (the MaxTime, what its nodes have),
+  said in one log line (`_partitions.fit_request`).
 - sbatch refusing the job array (one call, so nothing is left half-submitted) is one sentence quoting SLURM.
 - Every job is waited for: each failed point is reported with its overrides and its error, and the
   others finish; the sweep then exits with 1.
@@ -19,51 +20,13 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
+from hydra_plugins.rnnlm_slurm._partitions import _minutes, fit_request  # noqa: F401  (_minutes: for the tests)
 from rnnlm.sweeps.failed_points import exit_if_failed, last_line, point_label
 
 log = logging.getLogger(__name__)
-
-
-def _minutes(limit: str) -> float | None:
-    """SLURM's time format ([days-]hours:minutes:seconds, minutes, ...) in minutes; None for UNLIMITED."""
-    if limit in ("infinite", "UNLIMITED", "NONE", ""):
-        return None
-    days, _, clock = limit.rpartition("-")
-    parts = [int(p) for p in clock.split(":")]
-    if len(parts) == 1:
-        parts = [0, parts[0], 0]  # a bare number is minutes
-    elif len(parts) == 2:
-        parts = [0, *parts]  # minutes:seconds
-    hours, minutes, seconds = parts
-    return int(days or 0) * 1440 + hours * 60 + minutes + seconds / 60
-
-
-def check_request(partition: str | None, timeout_min: float | None) -> None:
-    """One sentence (SystemExit) for a partition SLURM does not have or a limit over its MaxTime."""
-    try:
-        out = subprocess.run(["sinfo", "-h", "-o", "%P %l"], capture_output=True, text=True, timeout=60, check=True)
-    except (OSError, subprocess.SubprocessError) as err:
-        detail = getattr(err, "stderr", "") or err
-        sys.exit(f"error: hydra/launcher=slurm needs SLURM's sinfo and sbatch here ({str(detail).strip()}): run the "
-                 "sweep on a SLURM login node.")  # fmt: skip
-    limits = {}
-    for line in out.stdout.split("\n"):
-        if line.strip():
-            name, limit = line.split()
-            limits[name.rstrip("*")] = (_minutes(limit), name.endswith("*"), limit)
-    if partition is None:
-        partition = next((p for p, (_, default, _) in limits.items() if default), None)
-        if partition is None:
-            return  # no default partition: sbatch says what it wants
-    if partition not in limits:
-        sys.exit(f"error: hydra.launcher.partition={partition} is not a partition of this SLURM (it has: "
-                 f"{', '.join(sorted(limits))}): set one of them.")  # fmt: skip
-    most, _, shown = limits[partition]
-    if most is not None and timeout_min is not None and timeout_min > most:
-        sys.exit(f"error: hydra.launcher.timeout_min={timeout_min:g} is over partition {partition}'s time limit "
-                 f"({shown}, {most:g} min): set it to at most {most:g}.")  # fmt: skip
 
 
 def _reason(err: BaseException) -> str:
@@ -102,9 +65,10 @@ def _job_error(job, fallback: str | None = None) -> str:
 
 
 try:
+    from hydra.core.config_store import ConfigStore
     from hydra.core.singleton import Singleton
     from hydra.core.utils import JobReturn, filter_overrides
-    from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf
+    from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf, SlurmQueueConf
     from hydra_plugins.hydra_submitit_launcher.submitit_launcher import SlurmLauncher
     from omegaconf import OmegaConf
 except ImportError:  # the slurm extra is not installed: conf/hydra/launcher/slurm.yaml says how to get it
@@ -112,11 +76,21 @@ except ImportError:  # the slurm extra is not installed: conf/hydra/launcher/slu
 
 if SlurmLauncher is not None:
 
+    @dataclass
+    class RnnlmSlurmConf(SlurmQueueConf):
+        """conf/hydra/launcher/slurm.yaml's schema: submitit's, with a `timeout_min` that may be null (then the
+        partition's MaxTime, as null `cpus_per_task` and `mem_gb` are what its nodes have: `fit_request`)."""
+
+        _target_: str = "hydra_plugins.rnnlm_slurm.RnnlmSlurmLauncher"
+        timeout_min: int | None = None
+
+    ConfigStore.instance().store(group="hydra/launcher", name="rnnlm_slurm", node=RnnlmSlurmConf, provider="rnnlm")
+
     class RnnlmSlurmLauncher(SlurmLauncher):
         def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
             import submitit
 
-            check_request(self.params.get("partition"), self.params.get("timeout_min"))
+            self.params.update(fit_request(self.params))  # checked, its nulls filled in from the partition
             try:
                 jobs = self._submit(job_overrides, initial_job_idx)
             except submitit.core.utils.FailedJobError as err:
