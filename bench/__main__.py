@@ -39,7 +39,8 @@ def quiet() -> None:
     warnings.filterwarnings("ignore", message=".*LeafSpec.*")
 
 
-def main() -> int:
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line, checked (an unknown section is one sentence); the tests read the docs' commands with it."""
     ap = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     ap.add_argument("--only", nargs="+", metavar="SECTION", help=f"run these only: {', '.join(suite.SECTIONS)}")
@@ -49,14 +50,19 @@ def main() -> int:
     ap.add_argument("--no-write", action="store_true", help="leave docs/BENCHMARKS.md as it is")
     ap.add_argument("--doc", type=Path, default=suite.DOC, help=argparse.SUPPRESS)
     ap.add_argument("overrides", nargs="*", help="train.py overrides for every training/data config")
-    args = ap.parse_args()
-    quiet()
+    args = ap.parse_args(argv)
     args.only = move_overrides(args.only, args.overrides)
     unknown = sorted(set(args.only or ()) - set(suite.SECTIONS))
     if unknown:
         ap.error(f"--only {' '.join(unknown)}: no such section; the sections are {', '.join(suite.SECTIONS)}.")
     if args.results and not args.compare:
         ap.error("--results is only read by --compare: add --compare.")
+    return args
+
+
+def main() -> int:
+    args = parse()
+    quiet()
 
     if args.results:
         if not args.results.exists():

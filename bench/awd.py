@@ -216,7 +216,7 @@ def measure_speed(quick: bool = False, overrides=()) -> list[Row]:
     return [*speed_rows(100, 20, 3, 60, overrides), *cost_rows("awd_lstm_ptb", 60, 10, overrides)]
 
 
-def main() -> None:
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--part", choices=["speed", "budget", "ablation"], default="speed")
@@ -228,7 +228,11 @@ def main() -> None:
     )
     ap.add_argument("--jobs", type=int, default=1, help="ablation: runs at a time (the cores shared out)")
     ap.add_argument("--done", action="store_true", help="ablation: print the points already finished, train none")
-    args = ap.parse_args()
+    return ap.parse_args(argv)
+
+
+def main() -> None:
+    args = parse()
     print(f"machine: {machine()}\n\n{TABLE_HEADER}", flush=True)
     parts = {
         "speed": lambda: measure_speed(args.quick),

@@ -112,6 +112,21 @@ def test_a_builder_with_data_files_and_carved_splits(hf_folder, tmp_path):
     assert sizes == {"train": 160, "val": 20, "test": 20}  # 200 lines (the blank one dropped), 10% and 10% carved
 
 
+def test_the_configs_data_files_take_one_split_from_the_command_line(hf_folder, tmp_path):
+    """docs/DATA.md's `data.data_files.train=a.txt` composes (the config lists the splits, each null) and reads
+    like the builder given that one file: the other splits' nulls are dropped."""
+    from rnnlm.training.build import build_datamodule
+    from tests.conftest import compose_config
+
+    cfg = compose_config("data=hf", "data.name=text", f"data.data_files.train={hf_folder / 'train.txt'}",
+                         "data.splits.val=null", "data.splits.test=null", "data.val_fraction=0.1",
+                         "data.test_fraction=0.1", f"data.cache_dir={tmp_path}")  # fmt: skip
+    dm = build_datamodule(cfg, None)
+    assert dm.source.data_files == {"train": str(hf_folder / "train.txt")}
+    dm.prepare()
+    assert {s: len(dm.splits[s]) for s in ("train", "val", "test")} == {"train": 160, "val": 20, "test": 20}
+
+
 def test_a_csv_folder_with_a_text_column(tmp_path):
     for split in ("train", "validation", "test"):
         rows = "\n".join(f'{i},"{s}"' for i, s in enumerate(make_sentences(20, 0)))

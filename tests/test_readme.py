@@ -77,6 +77,9 @@ def materials(trained, tiny_corpus, tmp_path_factory) -> Materials:
         (root / "data" / "wikitext-2" / f"wiki.{split}.tokens").write_text("\n".join(lines) + "\n")
     shutil.copytree(root / "data" / "corpus", root / "data" / "my_corpus")  # docs/DATA.md's names for the same
     shutil.copytree(root / "data" / "wikitext-2", root / "data" / "wikitext-103")
+    rare = [f"w{i}" for i in range(201_000)]  # WikiText-103's vocabulary is 267k: room for the docs' adaptive cutoffs
+    with open(root / "data" / "wikitext-103" / "wiki.train.tokens", "a") as f:
+        f.writelines(" ".join(rare[i : i + 25]) + "\n" for i in range(0, len(rare), 25))
     (root / "data" / "reviews").mkdir()  # data=hf on a folder of CSV files with a review column
     for split, n, seed in (("train", 60, 0), ("validation", 10, 1), ("test", 10, 2)):
         prose = [" ".join(s.capitalize() + "." for s in make_sentences(3, seed * 100 + i)) for i in range(n)]
@@ -134,6 +137,8 @@ def tiny(args: list[str], m: Materials, script: str) -> list[str]:
         limits["trainer.max_epochs"] = 4 if "ckpt_path" in keys else 1
     else:
         limits = {"trainer.limit_val_batches": 2, "trainer.limit_test_batches": 2}
+    if "model.output=adaptive" in args:  # three clusters, each 4x narrower than the one before: 64 wide at least
+        limits |= {"model.embed_size": 64, "model.hidden_size": 64}
     extra += [f"{k}={v}" for k, v in limits.items() if k not in keys]
     if "data.train_path" in keys and "data.val_path" not in keys and "data.sentence_split" not in keys:
         extra.append(f"data.val_path={m.corpus['val']}")  # eval's own-data command names train and test only

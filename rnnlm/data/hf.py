@@ -13,6 +13,7 @@ import logging
 import os
 import socket
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -115,6 +116,8 @@ class HFDataset(Source, Prose):
                 "data.name is not set: give a dataset's name (data.name=wikitext data.config=wikitext-2-v1), a local "
                 "folder of data files, or a builder such as text with data.data_files."
             )
+        if isinstance(data_files, Mapping):  # the config's {train: null, ...}: the splits given files, or none
+            data_files = {split: files for split, files in data_files.items() if files is not None} or None
         self.dataset, self.config, self.data_files, self.data_dir, self.revision = (
             name, config, data_files, data_dir, revision,
         )  # fmt: skip
