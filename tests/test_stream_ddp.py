@@ -15,10 +15,6 @@ from rnnlm.training.lightning_module import LanguageModel
 from tests.conftest import run_train
 from tests.test_stream import datamodule, results, stream_overrides
 
-# Slow tier: two real processes (14 s of the fast tier's 3 minutes); DDP's sentence mode stays in the fast tier
-# (tests/test_ddp_train.py), and stream mode's columns per rank are checked in-process (tests/test_stream.py).
-pytestmark = pytest.mark.slow
-
 
 @pytest.fixture(scope="module")
 def ddp_stream(tiny_corpus, tmp_path_factory):
@@ -57,6 +53,7 @@ def test_ddp_stream_perplexity_equals_a_single_process_evaluation(ddp_stream, ti
     assert h.shape == (2, 2, 4, 16) and not torch.equal(h[0], h[1])  # each rank's own state, both saved
 
 
+@pytest.mark.slow
 def test_ddp_stream_resumes_mid_epoch_exactly(ddp_stream, tiny_corpus, tmp_path):
     run_dir, seen = ddp_stream
     resumed = tmp_path / "resumed"
