@@ -107,11 +107,11 @@ CASES = [
      "ckpt_path={ckpt} was trained with data.mode=sentences and this run asks for data.mode=stream: resume with "
      "data.mode=sentences, or start a new run without ckpt_path"),
     ("resume-past-max-epochs", T, ["ckpt_path={ckpt}", "trainer.max_epochs=1"], 2,
-     "ckpt_path={ckpt} has finished 3 epochs, as many as trainer.max_epochs=1 asks for: set trainer.max_epochs above "
-     "3 to train on from it (or evaluate it with eval.py)."),
+     "ckpt_path={ckpt} has already finished 3 epochs and trainer.max_epochs=1 asks for no more: set "
+     "trainer.max_epochs above 3 to train on from it (or evaluate it with eval.py)."),
     ("resume-at-max-epochs", T, ["ckpt_path={ckpt}", "trainer.max_epochs=3"], 2,
-     "ckpt_path={ckpt} has finished 3 epochs, as many as trainer.max_epochs=3 asks for: set trainer.max_epochs above "
-     "3 to train on from it (or evaluate it with eval.py)."),
+     "ckpt_path={ckpt} has already finished 3 epochs and trainer.max_epochs=3 asks for no more: set "
+     "trainer.max_epochs above 3 to train on from it (or evaluate it with eval.py)."),
     ("max-epochs-0", T, ["trainer.max_epochs=0"], 2, "trainer.max_epochs=0 trains nothing: set it to 1 or more (to "
      "evaluate a checkpoint without training, run python eval.py ckpt_path=...)."),
     ("max-steps-0", T, ["+trainer.max_steps=0"], 2, "trainer.max_steps=0 trains nothing: set it to 1 or more"),

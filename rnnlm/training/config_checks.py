@@ -208,8 +208,8 @@ def check_resume(cfg: DictConfig, checkpoint: dict, path: str) -> None:
     done, max_epochs = finished_epochs(checkpoint), cfg.trainer.get("max_epochs")
     if max_epochs not in (None, -1) and done >= max_epochs:
         raise UserError(
-            f"ckpt_path={path} has finished {done} epochs, as many as trainer.max_epochs={max_epochs} asks for: "
-            f"set trainer.max_epochs above {done} to train on from it (or evaluate it with eval.py)."
+            f"ckpt_path={path} has already finished {done} epochs and trainer.max_epochs={max_epochs} asks for no "
+            f"more: set trainer.max_epochs above {done} to train on from it (or evaluate it with eval.py)."
         )
 
 
