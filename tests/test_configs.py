@@ -70,10 +70,12 @@ def test_logger_configs_build(logger, tmp_path, monkeypatch):
     assert all(Path(lg.save_dir) == tmp_path for lg in built)
 
 
-@pytest.mark.parametrize("trainer", options("trainer"))
+NO_GPU = pytest.mark.skipif(not torch.cuda.is_available(), reason="no GPU here")
+
+
+@pytest.mark.parametrize("trainer", [pytest.param(t, marks=[pytest.mark.gpu, NO_GPU]) if t in ("gpu", "ddp") else t
+                                     for t in options("trainer")])  # fmt: skip
 def test_trainer_and_callback_configs_build(trainer, tmp_path):
-    if trainer in ("gpu", "ddp") and not torch.cuda.is_available():
-        pytest.skip("no GPU here")
     cfg = cfg_with(f"trainer={trainer}", "logger=[]", output_dir=tmp_path)
     t = build_trainer(cfg, {})
     assert t.max_epochs == 5 and t.gradient_clip_val == 0.25 and t.num_devices == cfg.trainer.devices
