@@ -1,10 +1,12 @@
-"""GPU rows: the training rows on the GPU in fp32 and bf16-mixed, against cuDNN's own LSTM as the ceiling.
+"""GPU rows: the training rows on the GPU in fp32 and bf16-mixed, against the two parts that must run anyway.
 
     python -m bench.gpu               # prints a message and nothing else without a CUDA GPU
 
-The ceiling is the raw cuDNN throughput of the same nn.LSTM (same sizes, same batch shapes), forward +
-backward alone, with no embedding, output layer, loss or optimizer; rnnlm / ceiling says how close the
-whole training step gets to the recurrent part's own speed.
+The parts, each forward + backward alone on the same batch shapes: the recurrent layers (cuDNN's own
+nn.LSTM / GRU / RNN of the same sizes) and the output layer with its loss (rnnlm's fused function over the
+vocabulary). rnnlm / (layers + output layer), the time of a step against the time of the two parts one after
+the other, says what the rest of the step costs (embedding, dropout, optimizer, framework): goal >= 0.9.
+rnnlm / layers alone is shown too, with no goal: on a 10k vocabulary the output layer is half the work.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from torch import nn
 from bench import train_throughput
 from bench.ceiling import ceiling_rows
 from bench.common import TABLE_HEADER, Row, machine, ratio_row
+from rnnlm.models.loss import linear_cross_entropy
 from rnnlm.training.build import build
 
 SKIPPED = "GPU rows skipped: no CUDA GPU is visible (torch.cuda.is_available() is false)."
@@ -42,6 +45,39 @@ def rnn_ceiling(cfg, batches, warmup: int, bf16: bool, device: str) -> float:
     return tokens / (time.perf_counter() - start)
 
 
+def output_ceiling(cfg, batches, warmup: int, bf16: bool, device: str, vocab_size: int) -> float:
+    """Target tokens/s of the output layer and its loss alone (rnnlm's fused function), forward + backward."""
+    width = cfg.model.hidden_size if isinstance(cfg.model.hidden_size, int) else cfg.model.hidden_size[-1]
+    decoder = nn.Linear(width, vocab_size).to(device)
+    tokens, start = 0, 0.0
+    for i, b in enumerate(batches):
+        if i == warmup:
+            train_throughput._sync(device)
+            tokens, start = 0, time.perf_counter()
+        features = torch.randn(b.targets.numel(), width, device=device, requires_grad=True)
+        targets = b.targets.flatten().to(device)
+        with train_throughput._autocast(device, bf16):
+            loss = linear_cross_entropy(features, decoder.weight, decoder.bias, targets, -100)
+        loss.backward()
+        tokens += b.num_tokens
+    train_throughput._sync(device)
+    return tokens / (time.perf_counter() - start)
+
+
+def parts_rows(base: str, shape: str, rnnlm: Row, layers: list[float], output: list[float]) -> list[Row]:
+    """The two parts' rows and rnnlm's ratios to them (the goal: against both, one after the other)."""
+    both = [1 / (1 / a + 1 / b) for a, b in zip(layers, output, strict=True)]  # tokens/s of one, then the other
+    layers_row = Row(f"{base}/rnn-ceiling", f"{shape}: the recurrent layers alone (cuDNN), forward+backward",
+                     layers, "tokens/s", "higher")  # fmt: skip
+    output_row = Row(f"{base}/output-layer", f"{shape}: the output layer and loss alone, forward+backward", output,
+                     "tokens/s", "higher")  # fmt: skip
+    both_row = Row(f"{base}/layers-and-output", f"{shape}: those two, one after the other", both, "tokens/s")
+    return [layers_row, output_row, both_row,
+            ratio_row(f"{base}/rnnlm-vs-rnn-ceiling", f"{shape}: rnnlm / recurrent layers alone", rnnlm, layers_row),
+            ratio_row(f"{base}/rnnlm-vs-layers-and-output", f"{shape}: rnnlm / (layers + output layer)", rnnlm,
+                      both_row, (">=", 0.9))]  # fmt: skip
+
+
 def measure(cells=("rnn", "gru", "lstm"), sizes=((200, 140, 20), (650, 140, 20)), repeats: int = 3,
             overrides=(), device: str = "cuda") -> list[Row]:  # fmt: skip
     """sizes: (hidden, batches, warm-up batches) per model size."""
@@ -57,13 +93,11 @@ def measure(cells=("rnn", "gru", "lstm"), sizes=((200, 140, 20), (650, 140, 20))
                 datamodule, _, _ = build(cfg)
                 data = list(datamodule.train_dataloader())[:batches]
                 base = f"train/{device}/{cell}-2x{hidden}/{prec}"
-                what = f"{cell.upper()} 2x{hidden} {prec}: the {cell} layers alone (cuDNN), forward+backward"
-                values = [rnn_ceiling(cfg, data, warmup, prec == "bf16", device) for _ in range(repeats)]
-                ceiling_row = Row(f"{base}/rnn-ceiling", what, values, "tokens/s", "higher")
+                bf16, vocab = prec == "bf16", datamodule.vocab_size
+                layers = [rnn_ceiling(cfg, data, warmup, bf16, device) for _ in range(repeats)]
+                output = [output_ceiling(cfg, data, warmup, bf16, device, vocab) for _ in range(repeats)]
                 rnnlm = next(r for r in trained if r.key == f"{base}/rnnlm")
-                ratio = ratio_row(f"{base}/rnnlm-vs-rnn-ceiling", f"{cell.upper()} 2x{hidden} {prec}: rnnlm / "
-                                  "recurrent layers alone", rnnlm, ceiling_row, (">=", 0.9))  # fmt: skip
-                rows += [ceiling_row, ratio]
+                rows += parts_rows(base, f"{cell.upper()} 2x{hidden} {prec}", rnnlm, layers, output)
     return rows
 
 

@@ -137,9 +137,11 @@ def test_quick_suite_on_tiny_data(tiny_corpus, tmp_path):
     assert "wrote the results table" not in proc.stdout  # a quick run never touches the docs
 
 
-def test_rnn_ceiling_runs_the_recurrent_layers_alone(tiny_corpus):
-    """The GPU section's ceiling loop (checked here on the CPU, where it runs the same code)."""
-    from bench.gpu import rnn_ceiling
+def test_the_gpu_sections_parts_run_alone(tiny_corpus):
+    """The GPU section's loops over the recurrent layers and the output layer alone, and its ratios (checked
+    here on the CPU, where they run the same code)."""
+    from bench.common import Row
+    from bench.gpu import output_ceiling, parts_rows, rnn_ceiling
     from bench.train_throughput import train_config
     from rnnlm.training.build import build
 
@@ -147,8 +149,15 @@ def test_rnn_ceiling_runs_the_recurrent_layers_alone(tiny_corpus):
                  f"data.test_path={tiny_corpus['test']}", "data.batch_size=16"]  # fmt: skip
     for cell in ("rnn", "gru", "lstm"):
         cfg = train_config(cell, 16, 2, "32-true", 6, overrides)
-        batches = list(build(cfg)[0].train_dataloader())[:6]
+        datamodule = build(cfg)[0]
+        batches = list(datamodule.train_dataloader())[:6]
         assert rnn_ceiling(cfg, batches, 2, bf16=False, device="cpu") > 0
+        assert output_ceiling(cfg, batches, 2, False, "cpu", datamodule.vocab_size) > 0
+    rows = parts_rows("b", "LSTM", Row("b/rnnlm", "rnnlm", [300.0], "tokens/s"), [1000.0], [500.0])
+    assert [r.key for r in rows] == ["b/rnn-ceiling", "b/output-layer", "b/layers-and-output",
+                                     "b/rnnlm-vs-rnn-ceiling", "b/rnnlm-vs-layers-and-output"]  # fmt: skip
+    assert rows[2].median == pytest.approx(1000 / 3) and rows[4].median == pytest.approx(0.9)  # 1/(1/1000 + 1/500)
+    assert rows[4].goal_text() == ">= 0.9: met"
 
 
 def test_only_names_sections_and_leaves_overrides_alone(monkeypatch, capsys):
