@@ -9,7 +9,7 @@
 #                                            # python -m bench.gpu_check OUT_DIR ..., report in OUT_DIR/report.md
 set -uo pipefail
 cd "$(dirname "$0")/.."
-WHEELS=.gpu-wheels
+WHEELS=${GPU_CHECK_WHEELS:-.gpu-wheels}
 # What such a machine lacks (its image: torch, lightning, tokenizers, pandas, pyarrow, ... but not these), each
 # at the version installed here; all pure Python, so they install on its Python whatever this one is. (wandb,
 # datasets and sentencex are imported only by the paths that use them, none of which the run takes.)

@@ -4,6 +4,7 @@ sentence with the stages that can still run run."""
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 
@@ -22,6 +23,20 @@ def test_an_out_dir_that_cannot_be_written_is_one_sentence_and_the_stages_still_
     assert re.search(r"^error: OUT_DIR=\S+/a-file/out cannot be written \(.+\): the report goes to this terminal "
                      r"only; give a folder this user can write to keep it\.$", err, re.M)  # fmt: skip
     assert "| torch | " + torch.__version__ + " |" in out and "0 stage(s) failed" in out
+
+
+def test_without_rnnlms_dependencies_or_the_wheel_folder_the_script_says_how_to_get_them(tmp_path):
+    shim = tmp_path / "bin"
+    shim.mkdir()
+    (shim / "python").write_text("#!/bin/sh\nexit 1\n")  # a machine where nothing of rnnlm's imports
+    (shim / "python").chmod(0o755)
+    env = {**os.environ, "PATH": f"{shim}:{os.environ['PATH']}", "GPU_CHECK_WHEELS": str(tmp_path / "none")}
+    proc = subprocess.run(["bash", str(ROOT / "scripts" / "gpu_check.sh"), str(tmp_path / "out")], env=env,
+                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert proc.returncode == 2 and proc.stderr == (
+        f"error: rnnlm's dependencies are not installed and {tmp_path / 'none'}/ is missing: run bash "
+        f"scripts/gpu_check.sh --prepare on a machine with registry access and carry {tmp_path / 'none'}/ here.\n"
+    )
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is here")
