@@ -8,7 +8,7 @@ Stages run in order of value and each one's result is appended to OUT_DIR/report
 so a run cut short still reports what it did. A stage that fails or cannot run says why in one line, and the
 next one runs. Without a GPU the stages run on the CPU (so the GPU run is not the first run of this code) and
 the GPU-only parts say they were skipped. Extra arguments are train.py overrides for every training stage
-(the tests use them for a tiny corpus). At most 4 files are written under OUT_DIR.
+(the tests use them for a tiny corpus). Two files are written under OUT_DIR: report.md and pytest-gpu.txt.
 """
 
 from __future__ import annotations
