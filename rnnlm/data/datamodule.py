@@ -146,7 +146,8 @@ class SentenceDataModule(L.LightningDataModule):
             steps = ", ".join(f"{k} {v:.1f}s" for k, v in seconds.items())
             log.info("corpus read, tokenized and encoded in %.1fs (%s)%s", time.perf_counter() - t0, steps,
                      f"; cached in {folder}" if folder is not None else "")  # fmt: skip
-            self.tokenizer = tokenizer_from_json(self.tokenizer_json)
+            if self.tokenizer is None:  # built without a cache (reading the cache back parsed it already)
+                self.tokenizer = tokenizer_from_json(self.tokenizer_json)
         self._cached_in = folder
         for line in describe(self.splits, self.meta, self.vocab_size):
             log.info(line)
@@ -177,7 +178,7 @@ class SentenceDataModule(L.LightningDataModule):
                 seconds["cache write"] = time.perf_counter() - t
                 loaded = cache.load(folder)  # the folder's own files (another process may have written it first)
                 if loaded is not None:
-                    self.splits = loaded[0]
+                    self.splits, self.tokenizer = loaded[0], loaded[3]
                 return folder, seconds
             except OSError as err:
                 log.warning("the corpus cache could not be written to %s: %s; this run goes on from memory "
