@@ -4,7 +4,7 @@ import hydra
 from omegaconf import DictConfig
 
 from rnnlm.cli import run_or_exit
-from rnnlm.training.evaluate import evaluate
+from rnnlm.run.evaluate import evaluate
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="eval")

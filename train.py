@@ -5,7 +5,7 @@ from omegaconf import DictConfig
 
 import rnnlm.sweeps.resolvers  # noqa: F401  (resolvers the configs use, registered before Hydra reads them)
 from rnnlm.cli import run_or_exit
-from rnnlm.training.run import objective, train
+from rnnlm.run.train import objective, train
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")

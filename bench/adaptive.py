@@ -23,7 +23,7 @@ import numpy as np
 
 from bench.common import QUIET_RUN, TABLE_HEADER, Row, config, machine, ratio_row
 from bench.train_throughput import framework_loop
-from rnnlm.training.build import build
+from rnnlm.run.build import build
 
 VOCAB = 267_735
 OUTPUTS = {"full": (), "adaptive": ("model.output=adaptive",)}

@@ -37,7 +37,7 @@ from omegaconf import OmegaConf
 from bench.common import QUIET_RUN, TABLE_HEADER, Row, config, machine, ratio_row
 from bench.stream import PTB_TRAIN_TOKENS, RECIPE_RUN, cost_rows, recipe
 from bench.train_throughput import framework_loop
-from rnnlm.training.build import build
+from rnnlm.run.build import build
 
 ROOT = Path(__file__).resolve().parent.parent  # train.py's folder
 BASE = ("experiment=ptb_stream_small_tied", "model.locked_dropout=true")

@@ -19,7 +19,7 @@ from rnnlm.generation import GenerationConfig, Generator, load_model
 
 
 def default_model(overrides=()):
-    from rnnlm.training.build import build
+    from rnnlm.run.build import build
 
     _, module, _ = build(config("logger=[]", "callbacks=[]", *overrides))
     return module.eval()

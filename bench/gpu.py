@@ -21,7 +21,7 @@ from bench import train_throughput
 from bench.ceiling import ceiling_rows
 from bench.common import TABLE_HEADER, Row, machine, ratio_row
 from rnnlm.models.loss import linear_cross_entropy
-from rnnlm.training.build import build
+from rnnlm.run.build import build
 
 SKIPPED = "GPU rows skipped: no CUDA GPU is visible (torch.cuda.is_available() is false)."
 

@@ -91,7 +91,7 @@ def _precisions(ctx: Context) -> Iterator[tuple[str, str | None]]:
 
 def training(ctx: Context) -> Iterator[str]:
     from bench import gpu, train_throughput
-    from rnnlm.training.build import build
+    from rnnlm.run.build import build
 
     yield ("| cell | precision | rnnlm tokens/s | recurrent layers alone (cuDNN on a GPU) | output layer + loss alone "
            "| rnnlm / layers | rnnlm / (layers + output layer), goal >= 0.9 |")  # fmt: skip
@@ -115,7 +115,7 @@ def training(ctx: Context) -> Iterator[str]:
 def _network(ctx: Context):
     """A seeded (untrained) 2x200 LSTM, its tokenizer and a few sentences of the data's validation split."""
     from bench import train_throughput
-    from rnnlm.training.build import build
+    from rnnlm.run.build import build
 
     cfg = train_throughput.train_config("lstm", 200, 2, "32-true", ctx.steps, ctx.overrides, "cpu")
     datamodule, module, _ = build(cfg)

@@ -18,7 +18,7 @@ import numpy as np
 from omegaconf import open_dict
 
 from bench.common import QUIET_RUN, TABLE_HEADER, Row, config, first_epoch, machine, move_overrides
-from rnnlm.training.build import build
+from rnnlm.run.build import build
 
 
 def run(cell: str, precision: str, tokens: int, overrides, save: Path | None = None) -> tuple[float, int, int]:

@@ -32,7 +32,7 @@ from torch import nn
 from bench.ceiling import training_flops_per_token
 from bench.common import QUIET_RUN, TABLE_HEADER, Row, config, machine, ratio_row
 from bench.train_throughput import framework_loop, train_config
-from rnnlm.training.build import build
+from rnnlm.run.build import build
 
 PUBLISHED = {  # stream-level PTB test perplexity; sources in conf/experiment/<recipe>.yaml
     "ptb_stream_small": 117.61,  # pytorch/examples README, 6 epochs

@@ -33,7 +33,7 @@ from bench.ceiling import ceiling_rows, training_flops_per_token
 from bench.common import QUIET_RUN, TABLE_HEADER, Row, config, machine, move_overrides, ratio_row
 from rnnlm.models.loss import linear_cross_entropy
 from rnnlm.precision import bf16_usable
-from rnnlm.training.build import build
+from rnnlm.run.build import build
 
 PRECISION_NAMES = {"32-true": "fp32", "bf16-mixed": "bf16"}
 

@@ -14,7 +14,7 @@ from typing import IO
 from rnnlm.errors import UserError
 
 # Temporary files and folders being written right now. A process that must end at once (a run stuck
-# after Ctrl-C or SIGTERM, see rnnlm.training.interrupt) removes them before it exits, so even then no half-written
+# after Ctrl-C or SIGTERM, see rnnlm.lifecycle.interrupt) removes them before it exits, so even then no half-written
 # file is left behind; everything else removes its own.
 _unfinished: set[Path] = set()
 

@@ -109,7 +109,7 @@ def compose_config(*overrides: str, run_dir: Path | None = None, config: str = "
 
 def train_here(*overrides: str, run_dir: Path) -> dict[str, float]:
     """train.py's run in this process: the same config, the same train(), no interpreter start (~5 s)."""
-    from rnnlm.training.run import train
+    from rnnlm.run.train import train
 
     return train(compose_config(*overrides, run_dir=run_dir))
 

@@ -14,11 +14,11 @@ from torch import nn
 
 from rnnlm.errors import UserError
 from rnnlm.generation import Generator, load_model
+from rnnlm.lifecycle.interrupt import TrainingInterrupted
 from rnnlm.models.rnn_stack import RNNStack
+from rnnlm.run.build import build
+from rnnlm.run.evaluate import evaluate
 from rnnlm.training.averaging import STATE_KEY, WeightAverage
-from rnnlm.training.build import build
-from rnnlm.training.evaluate import evaluate
-from rnnlm.training.interrupt import TrainingInterrupted
 from tests.conftest import compose_config, tiny_overrides, train_here
 from tests.test_resume import signal_at
 

@@ -192,8 +192,8 @@ def assert_clean(case: str, code: int, message: str, err: str, out: str, d: Path
 def run_here(script: str, args: list[str], d: Path, capsys, caplog) -> tuple[int, str, str]:
     """The entry point's work in this process: compose as Hydra would, then its run_or_exit."""
     from rnnlm.generation.run import run
-    from rnnlm.training.evaluate import evaluate
-    from rnnlm.training.run import train
+    from rnnlm.run.evaluate import evaluate
+    from rnnlm.run.train import train
 
     args = [a for a in args if a]
     config, fn = {T: ("train", train), G: ("generate", run), E: ("eval", evaluate)}[script]

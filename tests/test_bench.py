@@ -143,7 +143,7 @@ def test_the_gpu_sections_parts_run_alone(tiny_corpus):
     from bench.common import Row
     from bench.gpu import output_ceiling, parts_rows, rnn_ceiling
     from bench.train_throughput import train_config
-    from rnnlm.training.build import build
+    from rnnlm.run.build import build
 
     overrides = ["data=text", f"data.train_path={tiny_corpus['train']}", f"data.val_path={tiny_corpus['val']}",
                  f"data.test_path={tiny_corpus['test']}", "data.batch_size=16"]  # fmt: skip

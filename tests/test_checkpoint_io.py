@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from rnnlm.errors import UserError
-from rnnlm.training.checkpoint_io import AtomicCheckpointIO, resolve_ckpt_path
+from rnnlm.lifecycle.checkpoint_io import AtomicCheckpointIO, resolve_ckpt_path
 
 
 def test_a_failed_write_keeps_the_previous_checkpoint_and_no_temporary_file(tmp_path, monkeypatch):

@@ -11,8 +11,8 @@ from hydra.utils import instantiate
 from omegaconf import open_dict
 
 from rnnlm.models.rnn_lm import RNNLanguageModel
-from rnnlm.training.build import build_trainer
-from rnnlm.training.config_checks import check_config
+from rnnlm.run.build import build_trainer
+from rnnlm.run.config_checks import check_config
 
 CONF = Path(__file__).resolve().parent.parent / "conf"
 

@@ -7,7 +7,7 @@ import json
 import lightning as L
 import pytest
 
-from rnnlm.training.evaluate import evaluate
+from rnnlm.run.evaluate import evaluate
 from tests.conftest import compose_config, make_sentences, tiny_overrides, train_here
 
 

@@ -94,8 +94,8 @@ def compose_and_check(command: DocCommand, m, run_dir: Path) -> None:
     script, args = localize(re.sub(r"\$\{\w+\}", "1234", command.command), m)
     args = first_of_sweeps([a for a in args if a != "-m"])
     cfg = compose_config(*args, run_dir=run_dir, config=script.removesuffix(".py"))
-    from rnnlm.training.build import build_datamodule
-    from rnnlm.training.config_checks import check_config
+    from rnnlm.run.build import build_datamodule
+    from rnnlm.run.config_checks import check_config
 
     check_config(cfg)
     build_datamodule(cfg, None)  # the source checks its paths and settings; nothing is read

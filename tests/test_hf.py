@@ -115,7 +115,7 @@ def test_a_builder_with_data_files_and_carved_splits(hf_folder, tmp_path):
 def test_the_configs_data_files_take_one_split_from_the_command_line(hf_folder, tmp_path):
     """docs/DATA.md's `data.data_files.train=a.txt` composes (the config lists the splits, each null) and reads
     like the builder given that one file: the other splits' nulls are dropped."""
-    from rnnlm.training.build import build_datamodule
+    from rnnlm.run.build import build_datamodule
     from tests.conftest import compose_config
 
     cfg = compose_config("data=hf", "data.name=text", f"data.data_files.train={hf_folder / 'train.txt'}",

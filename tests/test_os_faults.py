@@ -18,7 +18,7 @@ import torch
 
 from rnnlm.errors import UserError
 from rnnlm.files import WriteError, atomic_open, check_writable
-from rnnlm.training.checkpoint_io import AtomicCheckpointIO
+from rnnlm.lifecycle.checkpoint_io import AtomicCheckpointIO
 from tests.conftest import ROOT, tiny_overrides, train_here
 
 

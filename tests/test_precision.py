@@ -107,7 +107,7 @@ def test_a_bf16_run_on_a_cpu_without_it_trains_the_fp32_model(no_bf16, tiny_corp
 
 
 def test_eval_py_with_bf16_on_a_cpu_without_it_evaluates_in_fp32(no_bf16, trained, tiny_corpus, tmp_path):
-    from rnnlm.training.evaluate import evaluate
+    from rnnlm.run.evaluate import evaluate
 
     ckpt = trained / "checkpoints" / "last.ckpt"
     overrides = [o for o in tiny_overrides(tiny_corpus) if o != "debug=tiny"]

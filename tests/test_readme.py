@@ -147,13 +147,13 @@ def tiny(args: list[str], m: Materials, script: str) -> list[str]:
 
 def run_here(script: str, args: list[str], run_dir: Path) -> None:
     from rnnlm.generation.run import run
-    from rnnlm.training.evaluate import evaluate
-    from rnnlm.training.run import train
+    from rnnlm.run.evaluate import evaluate
+    from rnnlm.run.train import train
 
     config = script.removesuffix(".py")
     cfg = compose_config(*args, run_dir=run_dir, config=config)
     if any(a.startswith(NEEDS_GPU) for a in args) and not torch.cuda.is_available():
-        from rnnlm.training.config_checks import check_config
+        from rnnlm.run.config_checks import check_config
 
         check_config(cfg)  # composes and passes its checks; it runs where there is a GPU
         return

@@ -16,7 +16,7 @@ import lightning as L
 import pytest
 import torch
 
-from rnnlm.training.interrupt import TrainingInterrupted
+from rnnlm.lifecycle.interrupt import TrainingInterrupted
 from tests.conftest import tiny_overrides, train_here
 
 EPOCHS = "trainer.max_epochs=3"
@@ -111,7 +111,7 @@ def test_ckpt_path_last_without_any_run_says_so(tiny_corpus, tmp_path, monkeypat
 
 
 def test_the_resume_command_keeps_the_overrides_but_the_run_folder_and_checkpoint(tmp_path):
-    from rnnlm.training.interrupt import resume_command
+    from rnnlm.lifecycle.interrupt import resume_command
 
     command = resume_command(["model=gru", "hydra.run.dir=x", "ckpt_path=old"], tmp_path / "last.ckpt")
     assert shlex.split(command)[2:] == ["model=gru", f"ckpt_path={tmp_path / 'last.ckpt'}"]
@@ -144,7 +144,7 @@ def test_slurm_preemption_saves_the_step_then_requeues_and_the_requeued_job_resu
 
 
 def test_without_a_requeue_handler_the_preemption_signal_is_left_alone():
-    from rnnlm.training.stop_guard import StopGuard
+    from rnnlm.lifecycle.stop_guard import StopGuard
 
     with StopGuard() as guard:
         assert guard.requeue is None and signal.getsignal(signal.SIGUSR2) == signal.SIG_DFL

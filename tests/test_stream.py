@@ -22,8 +22,8 @@ from rnnlm.data.datamodule import SentenceDataModule
 from rnnlm.data.stream import WindowSampler, eval_columns, to_stream, train_columns
 from rnnlm.errors import UserError
 from rnnlm.generation import Generator, load_model, score
-from rnnlm.training.build import build
-from rnnlm.training.interrupt import TrainingInterrupted
+from rnnlm.lifecycle.interrupt import TrainingInterrupted
+from rnnlm.run.build import build
 from rnnlm.training.lightning_module import LanguageModel
 from tests.conftest import compose_config, tiny_overrides, train_here
 from tests.test_resume import signal_at
@@ -219,7 +219,7 @@ def test_without_the_saved_state_the_resumed_run_would_differ(tiny_corpus, tmp_p
 
 # -- generation, eval.py and mistakes ----------------------------------------------------------------------
 def test_a_stream_model_generates_from_eos_and_eval_py_reproduces_its_test_ppl(stream_run, tiny_corpus, caplog):
-    from rnnlm.training.evaluate import evaluate
+    from rnnlm.run.evaluate import evaluate
 
     best = results(stream_run)["best_checkpoint"]
     model = load_model(best, "cpu")

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from rnnlm.training.loggers import wandb_credentials
+from rnnlm.lifecycle.loggers import wandb_credentials
 from tests.conftest import ROOT, tiny_overrides
 from tests.wandb_records import artifacts, history, run_info
 

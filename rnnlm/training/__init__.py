@@ -1,3 +1,9 @@
-"""Training: the LightningModule (lightning_module, metrics), building a run from its config (build,
-config_checks), running it (run: train(); evaluate: evaluate()), what it leaves (results, checkpoint_io),
-callbacks, loggers, DDP (distributed), interrupts and random states (interrupt, rng)."""
+"""The Lightning pieces: the LightningModule (lightning_module: steps, loss, optimizers), the corpus sums
+(metrics), the carried stream state (stream_state), weight averaging (averaging), gradient clipping and the
+non-finite check (gradients), torch.compile (compiled), random states (rng), schedulers, the one adapter to
+Lightning's private API (lightning_api), and callbacks/. Assembling and running a job is rnnlm.run's; the
+process around it (signals, DDP, loggers, checkpoint files) is rnnlm.lifecycle's."""
+
+from rnnlm.moved import install
+
+install()  # the modules that left this package keep their old import paths, with a warning

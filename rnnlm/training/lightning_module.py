@@ -22,10 +22,10 @@ from rnnlm import checks
 from rnnlm.data.batch import Batch
 from rnnlm.data.tokenizer import special_ids, tokenizer_from_json
 from rnnlm.errors import UserError
+from rnnlm.lifecycle.checkpoint_io import what_is_kept
 from rnnlm.models.regularisers import activation_penalty
 from rnnlm.models.rnn_lm import RNNLanguageModel
 from rnnlm.training.averaging import WeightAverage
-from rnnlm.training.checkpoint_io import what_is_kept
 from rnnlm.training.compiled import maybe_compile
 from rnnlm.training.metrics import CorpusNLL
 from rnnlm.training.step_logging import log_this_step

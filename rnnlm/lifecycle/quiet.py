@@ -1,5 +1,5 @@
 """Library noise a run should not print: product tips, and deprecation warnings about the libraries'
-own internals that no rnnlm setting can change. Imported once, by rnnlm.training.build."""
+own internals that no rnnlm setting can change. Imported once, by rnnlm.run.build."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """The signal handlers and the watcher thread that make Ctrl-C and SIGTERM end a run in bounded time.
 
-While training, both signals only raise a flag, which GracefulInterrupt (rnnlm/training/interrupt.py)
+While training, both signals only raise a flag, which GracefulInterrupt (rnnlm/lifecycle/interrupt.py)
 turns into a checkpoint at a step every rank agrees on. Outside training (reading data, testing) there is
 nothing to save: the signal stops the run at once.
 
@@ -31,7 +31,7 @@ from typing import Any
 import lightning as L
 
 from rnnlm.files import remove_unfinished
-from rnnlm.training.checkpoint_io import what_is_kept
+from rnnlm.lifecycle.checkpoint_io import what_is_kept
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 

@@ -16,14 +16,14 @@ from pathlib import Path
 import lightning as L
 from omegaconf import DictConfig, open_dict
 
-from rnnlm.training.build import build
+from rnnlm.lifecycle.checkpoint_io import resolve_ckpt_path
+from rnnlm.lifecycle.interrupt import TrainingInterrupted, resume_command
+from rnnlm.lifecycle.loggers import finish_runs
+from rnnlm.lifecycle.rank_failures import ranks_end_together
+from rnnlm.lifecycle.stop_guard import StopGuard
+from rnnlm.run.build import build
+from rnnlm.run.results import overrides, summary_line, write_results
 from rnnlm.training.callbacks import EpochSummary
-from rnnlm.training.checkpoint_io import resolve_ckpt_path
-from rnnlm.training.interrupt import TrainingInterrupted, resume_command
-from rnnlm.training.loggers import finish_runs
-from rnnlm.training.rank_failures import ranks_end_together
-from rnnlm.training.results import overrides, summary_line, write_results
-from rnnlm.training.stop_guard import StopGuard
 
 log = logging.getLogger(__name__)
 

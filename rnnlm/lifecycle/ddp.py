@@ -4,20 +4,16 @@ starts, and what `ddp_spawn` ranks need from the process that spawned them."""
 from __future__ import annotations
 
 import io
-import logging
-import logging.config
-import multiprocessing
 import os
 import warnings
 from datetime import timedelta
 from typing import Any
 
-import lightning as L
 import torch
 import torch.distributed as dist
 from lightning.pytorch.strategies import DDPStrategy, StrategyRegistry
 from lightning.pytorch.strategies.launchers.multiprocessing import _MultiProcessingLauncher
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from rnnlm.errors import UserError
 
@@ -137,25 +133,3 @@ def check_strategy(trainer_cfg: DictConfig) -> None:
             "re-running train.py, which would start the whole sweep again (Lightning issue 11300); use "
             "trainer.strategy=ddp_spawn in sweeps, or train the DDP model as a single run."
         )
-
-
-def _job_logging() -> dict | None:
-    """The logging config Hydra gave this job (terminal + train.log), resolved, if Hydra runs this process."""
-    from hydra.core.hydra_config import HydraConfig
-
-    if not HydraConfig.initialized():
-        return None
-    return OmegaConf.to_container(HydraConfig.get().job_logging, resolve=True)
-
-
-class SpawnedLogging(L.Callback):
-    """ddp_spawn ranks are fresh interpreters that Hydra never configured, so rank 0's per-epoch line went
-    nowhere: they get the job's logging config, the terminal and train.log of a single-process run."""
-
-    def __init__(self) -> None:
-        self.config = _job_logging()
-
-    def setup(self, trainer, pl_module, stage: str) -> None:
-        spawned = multiprocessing.parent_process() is not None
-        if spawned and self.config and not logging.getLogger().handlers:
-            logging.config.dictConfig(self.config)

@@ -10,13 +10,12 @@ import os
 from pathlib import Path
 from urllib.parse import urlparse
 
-import lightning as L
 from lightning.fabric.loggers.logger import rank_zero_experiment
 from lightning.pytorch.loggers import CSVLogger as _CSVLogger
 from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 
-from rnnlm.training.ddp import in_multirun
+from rnnlm.lifecycle.ddp import in_multirun
 
 log = logging.getLogger("rnnlm")
 
@@ -103,16 +102,6 @@ def wandb_logger(
         mode=mode,
         **kwargs,
     )
-
-
-class WandbRunId(L.Callback):
-    """Keeps the wandb run's id in every checkpoint, so a run resumed from it logs on to the same wandb run
-    (train.py passes it to wandb_logger as `id`). Added to runs that log to wandb."""
-
-    def on_save_checkpoint(self, trainer, pl_module, checkpoint: dict) -> None:
-        for lg in trainer.loggers:
-            if isinstance(lg, WandbLogger):
-                checkpoint["wandb_run_id"] = str(lg.version)
 
 
 def finish_runs(trainer) -> None:

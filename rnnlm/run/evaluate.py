@@ -13,14 +13,14 @@ import lightning as L
 from omegaconf import DictConfig
 
 from rnnlm.files import atomic_open
+from rnnlm.lifecycle.loggers import finish_runs
+from rnnlm.lifecycle.rank_failures import ranks_end_together
+from rnnlm.lifecycle.stop_guard import StopGuard
 from rnnlm.models.trained import read_checkpoint
-from rnnlm.training.build import build_datamodule, build_trainer, plain
-from rnnlm.training.config_checks import check_eval_config
+from rnnlm.run.build import build_datamodule, build_trainer, plain
+from rnnlm.run.config_checks import check_eval_config
+from rnnlm.run.results import overrides, summary_line
 from rnnlm.training.lightning_module import LanguageModel
-from rnnlm.training.loggers import finish_runs
-from rnnlm.training.rank_failures import ranks_end_together
-from rnnlm.training.results import overrides, summary_line
-from rnnlm.training.stop_guard import StopGuard
 
 log = logging.getLogger("rnnlm")
 

@@ -19,18 +19,23 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from rnnlm.cli import user_error
 from rnnlm.data.datamodule import SentenceDataModule
 from rnnlm.errors import UserError
+from rnnlm.lifecycle import quiet  # noqa: F401  (library noise filtered before anything is built)
+from rnnlm.lifecycle.checkpoint_io import AtomicCheckpointIO
+from rnnlm.lifecycle.ddp import check_strategy, strategy_from_config
+from rnnlm.lifecycle.stop_guard import StopGuard
 from rnnlm.models.output import check_cutoffs, coverage_cutoffs
 from rnnlm.models.trained import read_checkpoint
 from rnnlm.precision import settle_precision
-from rnnlm.training import quiet  # noqa: F401  (library noise filtered before anything is built)
-from rnnlm.training.callbacks import EpochSummary, RandomState, SamplerPosition
-from rnnlm.training.checkpoint_io import AtomicCheckpointIO
-from rnnlm.training.config_checks import check_config, check_resume, check_same_model
-from rnnlm.training.ddp import SpawnedLogging, check_strategy, strategy_from_config
-from rnnlm.training.interrupt import GracefulInterrupt
+from rnnlm.run.config_checks import check_config, check_resume, check_same_model
+from rnnlm.training.callbacks import (
+    EpochSummary,
+    GracefulInterrupt,
+    RandomState,
+    SamplerPosition,
+    SpawnedLogging,
+    WandbRunId,
+)
 from rnnlm.training.lightning_module import LanguageModel
-from rnnlm.training.loggers import WandbRunId
-from rnnlm.training.stop_guard import StopGuard
 
 
 def plain(cfg: Any) -> Any:

@@ -10,9 +10,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from rnnlm.errors import UserError
-from rnnlm.training.checkpoint_io import what_is_kept
-from rnnlm.training.interrupt import interrupted_from_checkpoint
-from rnnlm.training.stop_guard import signal_launched_ranks
+from rnnlm.lifecycle.checkpoint_io import what_is_kept
+from rnnlm.lifecycle.interrupt import interrupted_from_checkpoint
+from rnnlm.lifecycle.stop_guard import signal_launched_ranks
 
 # What torch's collectives raise when the other side hung (gloo's timeout, NCCL's watchdog) or went away.
 _TIMED_OUT = re.compile(r"Timed out waiting (\d+)ms|collective operation timeout|Watchdog caught", re.I)
