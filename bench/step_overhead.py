@@ -50,7 +50,7 @@ def main() -> None:
     for length in (5, 10, 22, 40):
         for fused in (False, True):
             torch.manual_seed(0)
-            net = RNNLanguageModel(args.vocab, "lstm", 200, 200, 2, 0.3)
+            net = RNNLanguageModel(args.vocab, "lstm", embed_size=200, hidden_size=200, num_layers=2, dropout=0.3)
             opt = torch.optim.Adam(net.parameters(), lr=2e-3, fused=fused)
             x = torch.randint(4, args.vocab, (32, length))
             y = torch.randint(4, args.vocab, (32, length))

@@ -7,6 +7,7 @@ import sys
 from collections.abc import Callable
 from typing import TypeVar
 
+from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue
 
 from rnnlm.errors import UserError
@@ -52,3 +53,8 @@ def run_or_exit(fn: Callable[..., T], *args, **kwargs) -> T:
         log.error("%s", err)
         print(f"error: {err}", file=sys.stderr, flush=True)
         raise ErrorExit(str(err)) from None
+
+
+def plain(value: object) -> object:
+    """A config node as plain Python (dicts, lists), resolved; anything else as it is."""
+    return OmegaConf.to_container(value, resolve=True) if isinstance(value, (DictConfig, ListConfig)) else value

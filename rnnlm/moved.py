@@ -15,6 +15,8 @@ MOVED = {
         ("results", "results"))},
     **{f"rnnlm.training.{name}": f"rnnlm.lifecycle.{name}" for name in (
         "checkpoint_io", "stop_guard", "interrupt", "rank_failures", "ddp", "loggers", "quiet")},
+    "rnnlm.models.vanilla": "rnnlm.models.cells.vanilla",
+    "rnnlm.models.rnn_stack": "rnnlm.models.cells.stack",
 }  # fmt: skip
 
 

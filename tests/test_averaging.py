@@ -15,7 +15,7 @@ from torch import nn
 from rnnlm.errors import UserError
 from rnnlm.generation import Generator, load_model
 from rnnlm.lifecycle.interrupt import TrainingInterrupted
-from rnnlm.models.rnn_stack import RNNStack
+from rnnlm.models.cells.stack import RNNStack
 from rnnlm.run.build import build
 from rnnlm.run.evaluate import evaluate
 from rnnlm.training.averaging import STATE_KEY, WeightAverage

@@ -39,8 +39,8 @@ def test_impossible_settings_say_what_to_change(kwargs, message):
 @pytest.mark.parametrize("nonlinearity", ["tanh", "relu"])
 def test_vanilla_matches_nn_rnn_with_the_same_weights(nonlinearity):
     torch.manual_seed(0)
-    ref = RNNLanguageModel(40, "rnn", 8, 12, num_layers=2, nonlinearity=nonlinearity).eval()
-    hand = RNNLanguageModel(40, "vanilla", 8, 12, num_layers=2, nonlinearity=nonlinearity).eval()
+    ref = RNNLanguageModel(40, "rnn", embed_size=8, hidden_size=12, num_layers=2, nonlinearity=nonlinearity).eval()
+    hand = RNNLanguageModel(40, "vanilla", embed_size=8, hidden_size=12, num_layers=2, nonlinearity=nonlinearity).eval()
     hand.load_state_dict(ref.state_dict())  # same parameter names and shapes
     x = torch.randint(0, 40, (4, 9))
     h0 = torch.randn(2, 4, 12)

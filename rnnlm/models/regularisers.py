@@ -46,13 +46,14 @@ def hidden_weight_names(rnn: nn.Module) -> list[str]:
     return [name for name, _ in rnn.named_parameters() if name.startswith("weight_hh")]
 
 
-def run_weight_dropped(rnn: nn.Module, x: torch.Tensor, hidden, p: float, training: bool):
-    """rnn(x, hidden) with DropConnect on its hidden-to-hidden weights: the parameters stay the module's own
-    (gradients reach them through the mask; checkpoints keep their names), only this call reads dropped copies."""
+def run_weight_dropped(rnn: nn.Module, x: torch.Tensor, hidden, p: float, training: bool, **kwargs):
+    """rnn(x, hidden, **kwargs) with DropConnect on its hidden-to-hidden weights: the parameters stay the
+    module's own (gradients reach them through the mask; checkpoints keep their names), only this call reads
+    dropped copies."""
     if not training or p == 0.0:
-        return rnn(x, hidden)
+        return rnn(x, hidden, **kwargs)
     dropped = {name: F.dropout(getattr(rnn, name), p, True) for name in hidden_weight_names(rnn)}
-    return functional_call(rnn, dropped, (x, hidden))
+    return functional_call(rnn, dropped, (x, hidden), kwargs)
 
 
 def activation_penalty(

@@ -14,9 +14,9 @@ from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import LearningRateMonitor
 from lightning.pytorch.loggers import WandbLogger
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, open_dict
 
-from rnnlm.cli import user_error
+from rnnlm.cli import plain, user_error
 from rnnlm.data.datamodule import SentenceDataModule
 from rnnlm.errors import UserError
 from rnnlm.lifecycle import quiet  # noqa: F401  (library noise filtered before anything is built)
@@ -36,10 +36,6 @@ from rnnlm.training.callbacks import (
     WandbRunId,
 )
 from rnnlm.training.lightning_module import LanguageModel
-
-
-def plain(cfg: Any) -> Any:
-    return OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else cfg
 
 
 def instantiate_node(key: str, node: Any, **kwargs: Any) -> Any:

@@ -14,19 +14,14 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
 
-from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 from rnnlm import checks
+from rnnlm.cli import plain
 from rnnlm.errors import UserError
 from rnnlm.files import WriteError, check_writable
 from rnnlm.models.trained import check_local
-
-# Keys that decide the shapes (or meaning) of a checkpoint's weights; dropout rates may change on resuming.
-# locked_dropout is one of them: it runs the layers one by one (RNNStack), whose weights are named per layer.
-STRUCTURAL = ("cell", "embed_size", "hidden_size", "num_layers", "linear_hidden_sizes", "tie_weights", "nonlinearity",
-              "locked_dropout", "output", "adaptive_div_value")  # fmt: skip
 
 
 def _params(fn: Callable, skip: Iterable[str] = ()) -> set[str]:
@@ -50,16 +45,10 @@ def _call(fn: Callable, node: DictConfig, skip: Iterable[str] = ()) -> None:
 
 
 def check_model(model: DictConfig) -> None:
-    from rnnlm.models.rnn_lm import RNNLanguageModel, check_model_args
+    """The cell's declared settings (rnnlm.models.settings): unknown keys, types, ranges, relations."""
+    from rnnlm.models.cells import network_settings
 
-    _known("model", model, _params(RNNLanguageModel.__init__, skip=("vocab_size",)))
-    _call(check_model_args, OmegaConf.merge(_defaults(RNNLanguageModel.__init__), model))
-
-
-def _defaults(fn: Callable) -> DictConfig:
-    return OmegaConf.create(
-        {n: p.default for n, p in inspect.signature(fn).parameters.items() if p.default is not inspect.Parameter.empty}
-    )
+    network_settings(OmegaConf.to_container(model, resolve=True))
 
 
 def check_data(data: DictConfig) -> None:
@@ -164,21 +153,25 @@ def check_eval_config(cfg: DictConfig) -> None:
 
 def _differences(cfg: DictConfig, checkpoint: dict) -> list[str]:
     """The structural model settings and tokenizer settings in which cfg differs from the checkpoint's."""
+    from rnnlm.models.cells import cell_class
+
     hp = checkpoint.get("hyper_parameters", {})
     saved_model = hp.get("model") or {}
+    # The settings that shape the weights, as the checkpoint's cell declares them; dropout rates may change.
+    structural = ["cell", *cell_class(saved_model.get("cell", "lstm")).Settings.structural()]
     diffs = [
         f"model.{k}={cfg.model.get(k)!r} (checkpoint: {saved_model[k]!r})"
-        for k in STRUCTURAL
-        if k in saved_model and _plain(cfg.model.get(k)) != saved_model[k]
+        for k in dict.fromkeys(structural)
+        if k in saved_model and plain(cfg.model.get(k)) != saved_model[k]
     ]
-    cutoffs = _plain(cfg.model.get("adaptive_cutoffs"))  # null: the checkpoint's (counted when it was trained)
+    cutoffs = plain(cfg.model.get("adaptive_cutoffs"))  # null: the checkpoint's (counted when it was trained)
     if cfg.model.get("output") == "adaptive" and cutoffs is not None and cutoffs != saved_model.get("adaptive_cutoffs"):
         diffs.append(f"model.adaptive_cutoffs={cutoffs} (checkpoint: {saved_model.get('adaptive_cutoffs')})")
     saved_tok = hp.get("tokenizer_cfg") or {}
     return diffs + [
         f"tokenizer.{k}={cfg.tokenizer.get(k)!r} (checkpoint: {v!r})"
         for k, v in saved_tok.items()
-        if _plain(cfg.tokenizer.get(k)) != v
+        if plain(cfg.tokenizer.get(k)) != v
     ]
 
 
@@ -219,7 +212,3 @@ def finished_epochs(checkpoint: dict) -> int:
     progress = ((checkpoint.get("loops") or {}).get("fit_loop") or {}).get("epoch_progress") or {}
     processed = (progress.get("current") or {}).get("processed")
     return int(processed) if processed is not None else int(checkpoint.get("epoch", 0))
-
-
-def _plain(value: Any) -> Any:
-    return list(value) if isinstance(value, ListConfig) else value

@@ -6,8 +6,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, ListConfig
+from omegaconf import DictConfig
 
+from rnnlm.cli import plain
 from rnnlm.files import atomic_open
 
 
@@ -24,7 +25,7 @@ def write_results(path: Path, cfg: DictConfig, history: list[dict], metrics: dic
     results = {
         "overrides": overrides(),
         "cell": cfg.model.cell,
-        "hidden_size": _plain(cfg.model.hidden_size),  # an int, or a list of one size per layer
+        "hidden_size": plain(cfg.model.hidden_size),  # an int, or a list of one size per layer
         "num_layers": cfg.model.get("num_layers"),
         "metrics": metrics,
         "epochs": len(history),
@@ -42,7 +43,3 @@ def summary_line(metrics: dict[str, float], checkpoint: str | None, val_label: s
         parts.append(f"test/ppl {metrics['test/ppl']:.2f}")
     parts.append(f"checkpoint {checkpoint or '(none saved)'}")
     return " | ".join(parts)
-
-
-def _plain(value: Any) -> Any:
-    return list(value) if isinstance(value, ListConfig) else value

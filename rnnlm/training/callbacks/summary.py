@@ -30,7 +30,7 @@ class ParameterSummary(ModelSummary):
         log.info("model: %s, %s parameters (%.1f MB in fp32)", net.cell, f"{total:,}", total * 4 / 2**20)
         rows = [
             ("embedding", f"{net.embedding.num_embeddings:,} x {net.embedding.embedding_dim}", _count(net.embedding)),
-            ("rnn", _rnn_shape(net.cell, cfg.get("num_layers", 2), cfg.get("hidden_size", 200)), _count(net.rnn)),
+            ("rnn", _rnn_shape(net.cell, getattr(net.settings, "sizes", [net.settings.output_size])), _count(net.rnn)),
         ]
         if len(net.head):
             rows.append(("head", " -> ".join(str(s) for s in cfg.get("linear_hidden_sizes", [])), _count(net.head)))
@@ -51,6 +51,6 @@ def _decoder(net, cfg) -> tuple[str, int]:
     return f"{net.decoder.in_features} -> {net.decoder.out_features:,}" + (" (tied: bias only)" if tied else ""), count
 
 
-def _rnn_shape(cell: str, layers: int, size) -> str:
+def _rnn_shape(cell: str, sizes: list[int]) -> str:
     """lstm 2 x 200, or lstm 1150-1150-400 for one size per layer."""
-    return f"{cell} {layers} x {size}" if isinstance(size, int) else f"{cell} {'-'.join(str(s) for s in size)}"
+    return f"{cell} {len(sizes)} x {sizes[0]}" if len(set(sizes)) == 1 else f"{cell} {'-'.join(map(str, sizes))}"

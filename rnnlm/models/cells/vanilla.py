@@ -10,6 +10,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from rnnlm.models.cells.recurrent import RNN, WeightDropped
+
 
 class VanillaRNN(nn.Module):
     def __init__(
@@ -56,3 +58,13 @@ class VanillaRNN(nn.Module):
         if self.batch_first:
             x = x.transpose(0, 1)
         return x, torch.stack(finals)
+
+
+class DroppedVanillaRNN(WeightDropped, VanillaRNN):
+    pass
+
+
+class Vanilla(RNN):
+    """model=vanilla: the rnn cell's settings, this module instead of nn.RNN."""
+
+    module = DroppedVanillaRNN

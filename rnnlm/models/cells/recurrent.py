@@ -1,0 +1,126 @@
+"""The library's recurrent cells: rnn, gru and lstm (nn.RNN, nn.GRU, nn.LSTM: cuDNN on a GPU, oneDNN on a CPU).
+
+One multi-layer library module runs every layer in one fused call; where it cannot (a size per layer, or
+locked dropout between layers) the layers run one by one (stack.RNNStack). Either way each module is the
+library's own class with AWD-LSTM's weight drop added to its forward, so parameter names, checkpoints and
+the fused kernel stay the library's.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+from torch import nn
+
+from rnnlm import checks
+from rnnlm.errors import UserError
+from rnnlm.models.cells.base import Cell
+from rnnlm.models.cells.stack import RNNStack
+from rnnlm.models.regularisers import run_weight_dropped
+from rnnlm.models.settings import NetworkSettings, one_of, optional_rate, positive, rate, setting
+
+
+def layer_sizes(key: str, value: Any) -> None:
+    """model.hidden_size: one size for every layer, or a non-empty list of one size per layer."""
+    if not isinstance(value, Sequence) or isinstance(value, str):
+        checks.integer(key, value)
+        return
+    if not value:
+        raise UserError(f"{key}=[] gives no layer: give one size, or one per layer, e.g. [1150, 1150, 400].")
+    for size in value:
+        checks.integer(key, size)
+
+
+@dataclasses.dataclass(kw_only=True)
+class RecurrentSettings(NetworkSettings):
+    hidden_size: int | list[int] = setting(200, layer_sizes, structural=True)
+    num_layers: int = setting(2, positive, structural=True)
+    dropout_hidden: float | None = setting(None, optional_rate)  # between layers; null: model.dropout
+    weight_drop: float = setting(0.0, rate)  # DropConnect on the hidden-to-hidden weights (AWD-LSTM's wdrop)
+
+    @property
+    def sizes(self) -> list[int]:
+        return [self.hidden_size] * self.num_layers if isinstance(self.hidden_size, int) else list(self.hidden_size)
+
+    @property
+    def output_size(self) -> int:
+        return self.sizes[-1]
+
+    def check_relations(self) -> None:
+        if not isinstance(self.hidden_size, int) and len(self.hidden_size) != self.num_layers:
+            raise UserError(
+                f"model.hidden_size={list(self.hidden_size)} gives {len(self.hidden_size)} layer sizes but "
+                f"model.num_layers={self.num_layers}: set model.num_layers={len(self.hidden_size)}."
+            )
+        super().check_relations()
+
+
+@dataclasses.dataclass(kw_only=True)
+class ElmanSettings(RecurrentSettings):
+    nonlinearity: str = setting("tanh", one_of("tanh", "relu"), structural=True)
+
+
+class WeightDropped:
+    """A library RNN module whose forward applies its `weight_drop` (rnnlm.models.regularisers) in training."""
+
+    weight_drop: float = 0.0
+
+    def forward(self, x, hidden=None, dropped: bool = False):
+        if dropped:  # the call below, on the dropped weights
+            return super().forward(x, hidden)
+        return run_weight_dropped(self, x, hidden, self.weight_drop, self.training, dropped=True)
+
+
+class DroppedRNN(WeightDropped, nn.RNN):
+    pass
+
+
+class DroppedGRU(WeightDropped, nn.GRU):
+    pass
+
+
+class DroppedLSTM(WeightDropped, nn.LSTM):
+    pass
+
+
+class Recurrent(Cell):
+    """A family of library cells: `module` is the weight-dropped library class, `parts` the state's tensors
+    per layer."""
+
+    Settings = RecurrentSettings
+    module: ClassVar[type[nn.Module]]
+    parts: ClassVar[int] = 1
+
+    @classmethod
+    def layer(cls, settings, input_size: int, size: int, layers: int, dropout: float) -> nn.Module:
+        extra = {"nonlinearity": settings.nonlinearity} if hasattr(settings, "nonlinearity") else {}
+        module = cls.module(input_size, size, layers, batch_first=True, dropout=dropout, **extra)
+        module.weight_drop = settings.weight_drop
+        return module
+
+    @classmethod
+    def build(cls, settings: RecurrentSettings, input_size: int) -> nn.Module:
+        sizes = settings.sizes
+        p_hidden = settings.rate(settings.dropout_hidden) if len(sizes) > 1 else 0.0
+        if settings.locked_dropout or len(set(sizes)) > 1:
+            widths = [input_size, *sizes]
+            layers = [cls.layer(settings, widths[i], widths[i + 1], 1, 0.0) for i in range(len(sizes))]
+            return RNNStack(layers, cls.parts, p_hidden, settings.locked_dropout)
+        # One library module for all layers (its dropout between them is per element and time step).
+        return cls.layer(settings, input_size, sizes[0], len(sizes), p_hidden)
+
+
+class RNN(Recurrent):
+    Settings = ElmanSettings
+    module = DroppedRNN
+
+
+class GRU(Recurrent):
+    module = DroppedGRU
+
+
+class LSTM(Recurrent):
+    module = DroppedLSTM
+    parts = 2
