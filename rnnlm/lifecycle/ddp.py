@@ -12,10 +12,10 @@ from typing import Any
 import torch
 import torch.distributed as dist
 from lightning.pytorch.strategies import DDPStrategy, StrategyRegistry
-from lightning.pytorch.strategies.launchers.multiprocessing import _MultiProcessingLauncher
 from omegaconf import DictConfig
 
 from rnnlm.errors import UserError
+from rnnlm.lightning_api import DDPStrategyWithLauncherHook, SpawnLauncher, start_method_of
 
 # Strategies for which Lightning starts the other ranks by re-running the script with its arguments.
 RELAUNCHING = {"ddp", "ddp_find_unused_parameters_true", "ddp_find_unused_parameters_false", "fsdp", "deepspeed"}
@@ -59,7 +59,7 @@ def ddp_strategy(start_method: str = "popen", timeout_s: float = TIMEOUT_S, star
                        timeout=timedelta(seconds=max(start_timeout_s, timeout_s)), **kwargs)  # fmt: skip
 
 
-class _HandingBackLauncher(_MultiProcessingLauncher):
+class _HandingBackLauncher(SpawnLauncher):
     """ddp_spawn trains in spawned processes; Lightning hands the main process back the metrics and the best
     checkpoint's path. This also hands back every callback's state (the epoch history, the best score)."""
 
@@ -80,7 +80,7 @@ class _HandingBackLauncher(_MultiProcessingLauncher):
                 cb.load_state_dict(states[cb.state_key])
 
 
-class _BoundedDDP(DDPStrategy):
+class _BoundedDDP(DDPStrategyWithLauncherHook):
     """DDP whose ranks may take `timeout` to join, and each collective after that `collective_timeout`."""
 
     def __init__(self, collective_timeout: timedelta, **kwargs: Any) -> None:
@@ -93,10 +93,10 @@ class _BoundedDDP(DDPStrategy):
         if set_timeout is not None and dist.is_initialized():
             set_timeout(self.collective_timeout)
 
-    def _configure_launcher(self) -> None:
-        super()._configure_launcher()
-        if type(self._launcher) is _MultiProcessingLauncher:
-            self._launcher = _HandingBackLauncher(self, start_method=self._start_method)
+    def replace_launcher(self, launcher: Any) -> Any:
+        if type(launcher) is SpawnLauncher:  # ddp_spawn's own launcher, not a subclass
+            return _HandingBackLauncher(self, start_method=start_method_of(self))
+        return launcher
 
 
 def strategy_from_config(strategy: Any) -> Any:
@@ -118,7 +118,7 @@ def how_ranks_start(strategy: Any) -> str | None:
         if str(strategy.get("_target_", "")).endswith("ddp_strategy"):
             return strategy.get("start_method", "popen")
         return None
-    return getattr(strategy, "_start_method", None)
+    return start_method_of(strategy)
 
 
 def check_strategy(trainer_cfg: DictConfig) -> None:

@@ -11,34 +11,35 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from lightning.fabric.loggers.logger import rank_zero_experiment
-from lightning.pytorch.loggers import CSVLogger as _CSVLogger
+from lightning.pytorch.loggers import CSVLogger as LightningCSVLogger
 from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 
 from rnnlm.lifecycle.ddp import in_multirun
+from rnnlm.lightning_api import CSVWriterWithKeyHook, filesystem_of, set_experiment, started_experiment
 
 log = logging.getLogger("rnnlm")
 
 
-class _ContinuingWriter(ExperimentWriter):
+class _ContinuingWriter(CSVWriterWithKeyHook):
     """Lightning's CSV writer forgets the columns of a metrics.csv that another process (a ddp_spawn rank,
     an earlier fit or test stage) wrote, and then fails to rewrite it; this one starts from that header."""
 
-    def _record_new_keys(self) -> set[str]:
-        if not self.metrics_keys and self._fs.isfile(self.metrics_file_path):
-            with self._fs.open(self.metrics_file_path, "r", newline="") as f:
+    def before_recording_keys(self) -> None:
+        fs = filesystem_of(self)
+        if not self.metrics_keys and fs.isfile(self.metrics_file_path):
+            with fs.open(self.metrics_file_path, "r", newline="") as f:
                 self.metrics_keys.extend(next(csv.reader(f), []))
-        return super()._record_new_keys()
 
 
-class CSVLogger(_CSVLogger):
+class CSVLogger(LightningCSVLogger):
     @property
     @rank_zero_experiment
     def experiment(self) -> ExperimentWriter:
-        if self._experiment is None:
-            self._fs.makedirs(self.root_dir, exist_ok=True)
-            self._experiment = _ContinuingWriter(log_dir=self.log_dir)
-        return self._experiment
+        if started_experiment(self) is None:
+            filesystem_of(self).makedirs(self.root_dir, exist_ok=True)
+            set_experiment(self, _ContinuingWriter(log_dir=self.log_dir))
+        return started_experiment(self)
 
 
 def wandb_credentials() -> bool:
@@ -108,5 +109,5 @@ def finish_runs(trainer) -> None:
     """End the wandb run of a finished train(): Lightning leaves it open (so that more can be logged), and the
     next run in the same process (Hydra's basic launcher, a notebook) would otherwise log into it."""
     for lg in trainer.loggers:
-        if isinstance(lg, WandbLogger) and lg._experiment is not None:
+        if isinstance(lg, WandbLogger) and started_experiment(lg) is not None:
             lg.experiment.finish()

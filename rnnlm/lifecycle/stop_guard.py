@@ -32,6 +32,7 @@ import lightning as L
 
 from rnnlm.files import remove_unfinished
 from rnnlm.lifecycle.checkpoint_io import what_is_kept
+from rnnlm.lightning_api import launched_processes
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -54,8 +55,7 @@ def _name(signum: int) -> str:
 
 def signal_launched_ranks(trainer: L.Trainer | None, signum: int) -> None:
     """Send `signum` to the rank processes Lightning started from this process (none elsewhere)."""
-    launcher = getattr(getattr(trainer, "strategy", None), "launcher", None)
-    for proc in list(getattr(launcher, "procs", None) or []):
+    for proc in launched_processes(trainer):
         try:
             os.kill(proc.pid, signum)
         except (ProcessLookupError, TypeError):

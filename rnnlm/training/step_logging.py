@@ -8,10 +8,10 @@ and every BAR_EVERY batches for the progress bar; what the loggers record is unc
 
 from __future__ import annotations
 
+from rnnlm.lightning_api import loggers_write_now
+
 BAR_EVERY = 10
 
 
 def log_this_step(trainer, batch_idx: int) -> bool:
-    connector = getattr(trainer, "_logger_connector", None)  # Lightning's own test for "loggers write now"
-    writes = connector.should_update_logs if connector is not None else True
-    return writes or batch_idx % BAR_EVERY == 0
+    return loggers_write_now(trainer) or batch_idx % BAR_EVERY == 0

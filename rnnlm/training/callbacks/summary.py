@@ -8,6 +8,8 @@ import logging
 from lightning.pytorch.callbacks import ModelSummary
 from lightning.pytorch.utilities import rank_zero_only
 
+from rnnlm.lightning_api import summary_max_depth
+
 log = logging.getLogger("rnnlm")
 
 
@@ -19,7 +21,7 @@ class ParameterSummary(ModelSummary):
     """A ModelSummary (so Lightning adds none of its own) that logs one line per part of `pl_module.net`."""
 
     def on_fit_start(self, trainer, pl_module) -> None:
-        if self._max_depth != 0:
+        if summary_max_depth(self) != 0:
             self._log_parts(pl_module)
 
     @rank_zero_only
