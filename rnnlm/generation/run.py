@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from omegaconf import DictConfig
 
@@ -15,23 +17,27 @@ from rnnlm.generation.search import GenerationConfig, Generator
 from rnnlm.models.trained import load_model
 
 
-def _write_jsonl(path: str, rows: list[dict]) -> None:
-    """Atomically: a failed run never leaves a half-written output file."""
+@contextmanager
+def _output_errors(path: str) -> Iterator[None]:
+    """An output file that cannot be written, as the one sentence a user reads."""
     try:
-        with atomic_open(path) as f:
-            for row in rows:
-                f.write(json.dumps(row, ensure_ascii=False) + "\n")
+        yield
     except WriteError as err:
         raise UserError(f"output={path} could not be written: {err.cause}; choose another path.") from err
 
 
+def _write_jsonl(path: str, rows: list[dict]) -> None:
+    """Atomically: a failed run never leaves a half-written output file."""
+    with _output_errors(path), atomic_open(path) as f:
+        for row in rows:
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
 def run(cfg: DictConfig) -> None:
     checks.integer("batch_size", cfg.batch_size)
-    if cfg.output:
-        try:  # before the model is loaded and the text written, which would be lost
+    if cfg.output:  # checked before the model is loaded and the text written, which would be lost
+        with _output_errors(cfg.output):
             check_writable(cfg.output)
-        except WriteError as err:
-            raise UserError(f"output={cfg.output} could not be written: {err.cause}; choose another path.") from err
     model = load_model(cfg.ckpt_path, cfg.device)
     if cfg.score_path:
         checks.boolean("carry_state", cfg.carry_state)

@@ -1,4 +1,4 @@
-"""Writing text with a trained model: greedy, sampled (temperature, top-k, top-p) and beam search.
+"""Writing text with a trained model: greedy, sampled (temperature, top-k, top-p) and beam search (beam.py).
 
 Every strategy runs all prompts x samples (or prompts x beams) as one batch: each prompt is read once,
 its hidden state is repeated, and one RNN step per generated token serves the whole batch.
@@ -14,6 +14,7 @@ from tokenizers import Tokenizer
 
 from rnnlm.data.tokenizer import special_ids
 from rnnlm.errors import UserError
+from rnnlm.generation.beam import beam_search
 from rnnlm.generation.sampling import sample_tokens
 from rnnlm.models.rnn_lm import RNNLanguageModel
 from rnnlm.precision import bf16_fallback
@@ -126,7 +127,10 @@ class Generator:
         with self._autocast():
             return self.net.features(tokens, hidden)
 
-    def _step(self, tokens: torch.Tensor, hidden):
+    def _step(self, tokens: torch.Tensor, hidden, rows: torch.Tensor | None = None):
+        """One RNN step of every row, from the state's `rows` when given (the rows still going, the beams kept)."""
+        if rows is not None:
+            hidden = _select(hidden, rows)
         feats, hidden = self._features(tokens[:, None], hidden)
         return feats[:, -1], hidden
 
@@ -191,15 +195,19 @@ class Generator:
         if cfg.strategy == "beam":
             if num_samples > cfg.beam_size:
                 raise UserError(f"num_samples={num_samples} is more than beam_size={cfg.beam_size}: raise beam_size.")
-            return self._beam(prompts, num_samples, cfg)
-        return self._sample(prompts, num_samples, cfg)
+            rows = beam_search(self, prompts, num_samples, cfg)
+        else:
+            rows = self._sample(prompts, num_samples, cfg)
+        settings = self._settings(cfg)
+        return [Generated(prompts[p], *self._decode(ids), logprob, settings) for p, ids, logprob in rows]
 
     def _settings(self, cfg: GenerationConfig) -> dict:
         keys = {"greedy": ("max_len",), "sample": ("max_len", "temperature", "top_k", "top_p", "seed"),
                 "beam": ("max_len", "beam_size", "length_penalty")}[cfg.strategy]  # fmt: skip
         return {"strategy": cfg.strategy, **{k: getattr(cfg, k) for k in keys}, **({"bf16": True} if self.bf16 else {})}
 
-    def _sample(self, prompts: list[str], n: int, cfg: GenerationConfig) -> list[Generated]:
+    def _sample(self, prompts: list[str], n: int, cfg: GenerationConfig) -> list[tuple[int, list[int], float]]:
+        """Greedy or sampled: n continuations of each prompt, as (prompt index, token ids, log-prob)."""
         gen = None
         if cfg.strategy == "sample" and cfg.seed is not None:
             gen = torch.Generator(device=self.device).manual_seed(cfg.seed)
@@ -217,46 +225,7 @@ class Generator:
                 break
             # Finished rows leave the batch: later steps only pay for sentences still being written.
             keep = going.nonzero().squeeze(1)
-            active, nxt, hidden = active[keep], nxt[keep], _select(hidden, keep)
-            feats, hidden = self._step(nxt, hidden)
-        results = []
-        settings = self._settings(cfg)
-        for row in range(batch):
-            ids = [i for i in out[row].tolist() if i != self.ids["pad"]]
-            text, words = self._decode(ids)
-            results.append(Generated(prompts[row // n], text, words, float(total[row]), settings))
-        return results
-
-    def _beam(self, prompts: list[str], n_best: int, cfg: GenerationConfig) -> list[Generated]:
-        k, P = cfg.beam_size, len(prompts)
-        eos, pad = self.ids["eos"], self.ids["pad"]
-        feats, hidden = self._read_prompts(prompts, k)
-        logp = self._log_probs(feats)  # (P*k, V)
-        vocab = logp.shape[-1]
-        scores = torch.full((P, k), float("-inf"), device=self.device, dtype=torch.float64)
-        scores[:, 0] = 0.0  # all beams start identical: expand only the first at step one
-        seqs = torch.empty((P * k, 0), dtype=torch.long, device=self.device)
-        done = torch.zeros(P * k, dtype=torch.bool, device=self.device)
-        for t in range(cfg.max_len):
-            # A finished beam continues only with <pad>, at no cost, so it keeps its score and its place.
-            step = logp.double().masked_fill(done[:, None], float("-inf"))
-            step[:, pad] = torch.where(done, 0.0, float("-inf"))
-            cand = (scores.view(-1, 1) + step).view(P, k * vocab)
-            scores, flat = cand.topk(k, dim=-1)
-            beam = (flat // vocab) + torch.arange(P, device=self.device)[:, None] * k
-            beam, token = beam.view(-1), (flat % vocab).view(-1)
-            seqs = torch.cat([seqs.index_select(0, beam), token[:, None]], dim=1)
-            done = done.index_select(0, beam) | (token == eos)
-            if bool(done.all()) or t == cfg.max_len - 1:
-                break
-            feats, hidden = self._step(token, _select(hidden, beam))
-            logp = self._log_probs(feats)
-        lengths = (seqs != pad).sum(-1).clamp(min=1).view(P, k).double()
-        ranked = (scores / lengths**cfg.length_penalty).argsort(dim=-1, descending=True)
-        results, settings = [], self._settings(cfg)
-        for p in range(P):
-            for j in ranked[p, :n_best].tolist():
-                ids = [i for i in seqs[p * k + j].tolist() if i != pad]
-                text, words = self._decode(ids)
-                results.append(Generated(prompts[p], text, words, float(scores[p, j]), settings))
-        return results
+            active = active[keep]
+            feats, hidden = self._step(nxt[keep], hidden, rows=keep)
+        pad = self.ids["pad"]
+        return [(row // n, [i for i in out[row].tolist() if i != pad], float(total[row])) for row in range(batch)]
