@@ -202,7 +202,7 @@ def test_tokens_are_encoded_into_the_cache_and_read_back_memory_mapped(corpus, t
 
 
 def test_the_stream_is_made_once_per_cache_and_memory_mapped(corpus, tmp_path, monkeypatch):
-    from rnnlm.data import datamodule
+    from rnnlm.data import prepare
     from rnnlm.data.stream import to_stream
 
     first = dm(corpus, tmp_path / "c", mode="stream", batch_size=2)
@@ -210,7 +210,7 @@ def test_the_stream_is_made_once_per_cache_and_memory_mapped(corpus, tmp_path, m
     expected = to_stream(first.splits["train"], first.ids["eos"])
     np.testing.assert_array_equal(first.stream("train"), expected)
     assert (first.cache_folder / "train.stream.bin").is_file()
-    monkeypatch.setattr(datamodule, "to_stream", lambda *a: pytest.fail("the stream was made again"))
+    monkeypatch.setattr(prepare, "to_stream", lambda *a: pytest.fail("the stream was made again"))
     second = dm(corpus, tmp_path / "c", mode="stream", batch_size=2)
     stream = second.stream("train")
     assert isinstance(stream, np.memmap)

@@ -19,7 +19,8 @@ import torch.nn.functional as F
 
 from rnnlm.data.corpus import EncodedSplit
 from rnnlm.data.datamodule import SentenceDataModule
-from rnnlm.data.stream import WindowSampler, eval_columns, to_stream, train_columns
+from rnnlm.data.stream import eval_columns, to_stream, train_columns
+from rnnlm.data.windows import WindowSampler
 from rnnlm.errors import UserError
 from rnnlm.generation import Generator, load_model, score
 from rnnlm.lifecycle.interrupt import TrainingInterrupted

@@ -21,6 +21,7 @@ class Batch(NamedTuple):
     targets: torch.Tensor  # (batch, time) int64, <pad> where there is nothing to predict
     num_tokens: int  # non-pad targets: known on the host, so no device sync is needed to count them
     lr_scale: float = 1.0  # stream mode with variable windows: this step's learning rate factor
+    continues: bool = False  # stream mode: each row goes on from the previous batch's row (carry the state)
 
 
 class SentenceDataset(Dataset):

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from rnnlm.data.hf import HFDataset, WikiText
+from rnnlm.data.hf import HFDataset
 from rnnlm.data.imdb import IMDB
 from rnnlm.data.sources import PennTreebank, Source, TextFiles
 from rnnlm.data.tables import TableFile
+from rnnlm.data.wikitext import WikiText
 from rnnlm.errors import UserError
 
 SOURCES: dict[str, type[Source]] = {

@@ -1,4 +1,4 @@
-"""Hugging Face datasets (`data=hf`) and WikiText (`data=wikitext2`, `data=wikitext103`).
+"""Hugging Face datasets (`data=hf`; WikiText read from the Hub comes through here: rnnlm.data.wikitext).
 
 `datasets.load_dataset` reads a Hub dataset (from its local cache when one is there), a local folder of
 data files, or a packaged builder (`text`, `csv`, `json`, `parquet`) with `data.data_files`. Without network it
@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from rnnlm.data.reading import LineFile, ReadNotes, carve, check_file, check_fractions
-from rnnlm.data.sources import SPLITS, Prose, RawCorpus, Source, files_digest
+from rnnlm.data.reading import carve, check_fractions
+from rnnlm.data.sources import SPLITS, Prose, RawCorpus, Source
 from rnnlm.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -204,55 +204,3 @@ class Rows:
                 line = line.strip()
                 if line or self.keep_blank:
                     yield line.lower() if self.lowercase else line
-
-
-class WikiText(Source):
-    """WikiText-2 or -103 (Merity et al. 2016) as the published numbers read it: every line of the
-    `wiki.{train,valid,test}.tokens` files (or `.raw`) as it is, blank ones too (in stream mode each line
-    gets its <eos>), the files' own <unk>. From a folder (`data.root`) or from the Hub's `wikitext`
-    dataset (whose rows are those lines)."""
-
-    name = "wikitext"
-
-    def __init__(
-        self,
-        size: int = 2,
-        raw: bool = False,
-        root: str | None = None,
-        name: str = "Salesforce/wikitext",
-        seed: int = 0,
-    ) -> None:
-        """`name`: where the Hub copy is (a mirror's name, or a local snapshot of the dataset's folder)."""
-        if size not in (2, 103):
-            raise UserError(f"data.size={size} is not a WikiText: use 2 or 103.")
-        self.size, self.raw = size, raw
-        self.root = Path(root).expanduser() if root else None
-        if self.root is not None:
-            for path in self._files().values():
-                check_file(path, "data.root", f"a folder holding wiki.{{train,valid,test}}.{self._suffix}")
-        self.hub = (
-            None
-            if self.root
-            else HFDataset(name=name, config=f"wikitext-{size}-{'raw-' if raw else ''}v1", keep_blank_lines=True)
-        )
-
-    @property
-    def _suffix(self) -> str:
-        return "raw" if self.raw else "tokens"
-
-    def _files(self) -> dict[str, Path]:
-        return {s: self.root / f"wiki.{name}.{self._suffix}" for s, name in zip(SPLITS, ("train", "valid", "test"))}
-
-    def settings(self) -> dict[str, Any]:
-        return {"size": self.size, "raw": self.raw, "root": str(self.root) if self.root else None}
-
-    def fingerprint(self) -> dict[str, Any]:
-        if self.hub is not None:
-            return {**self.hub.fingerprint(), "source": self.name, **self.settings()}
-        return {"source": self.name, **self.settings(), "files": files_digest(list(self._files().values()))}
-
-    def read(self) -> RawCorpus:
-        if self.hub is not None:
-            return self.hub.read()
-        notes = ReadNotes()  # every line, blank ones too, a block at a time (WikiText-103: 540 MB of text)
-        return RawCorpus({s: LineFile(p, "data.root", notes, keep_blank=True) for s, p in self._files().items()}, notes)
