@@ -8,7 +8,7 @@ import logging
 import pytest
 
 from rnnlm.training import compiled
-from rnnlm.training.lightning_module import score_window
+from rnnlm.training.objective import score_window
 from tests.conftest import tiny_overrides, train_here
 
 STREAM = ["data.mode=stream", "data.bptt=8", "data.batch_size=4", "data.eval_batch_size=2", "trainer.max_epochs=1",

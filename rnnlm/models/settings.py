@@ -45,10 +45,12 @@ def flag(key: str, value: Any) -> None:
     checks.boolean(key, value)
 
 
-def one_of(*options: str) -> Check:
+def one_of(*options: str, default: str | None = None) -> Check:
+    names = [f"{o} (the default)" if o == default else o for o in options]
+
     def check(key: str, value: Any) -> None:
         if value not in options:
-            raise UserError(f"{key}={value} is not known: use {' or '.join(options)}.")
+            raise UserError(f"{key}={value} is not known: use {' or '.join(names)}.")
 
     return check
 
@@ -81,7 +83,7 @@ class NetworkSettings:
     linear_hidden_sizes: list[int] = setting([], sizes, structural=True)
     tie_weights: bool = setting(False, flag, structural=True)
     init_range: float | None = setting(None, positive_range)
-    output: str = setting("full", one_of("full", "adaptive"), structural=True)
+    output: str = setting("full", one_of("full", "adaptive", default="full"), structural=True)
     adaptive_cutoffs: list[int] | None = setting(None)  # checked with the other adaptive settings
     adaptive_coverage: list[float] = setting([0.9, 0.95, 0.99])
     adaptive_div_value: float = setting(4.0, structural=True)

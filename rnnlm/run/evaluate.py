@@ -43,7 +43,6 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
             log.warning("%s was trained with data.mode=%s and is evaluated here with data.mode=%s; add "
                         "data.mode=%s for the numbers of its own kind", cfg.ckpt_path, trained_mode,
                         datamodule.mode, trained_mode)  # fmt: skip
-        module.stream = datamodule.mode == "stream"  # carry the state between windows of the data given here
         metrics: dict[str, float] = {}
         try:
             with ranks_end_together(trainer):

@@ -1,6 +1,10 @@
-"""Learning-rate schedules the published recipes use that torch has no single class for."""
+"""Learning-rate schedules the published recipes use that torch has no single class for, and the per-step
+scaling of variable-length windows."""
 
 from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
@@ -28,3 +32,19 @@ class ConstantThenDecay(LRScheduler):
         return [base * self._factor() for base in self.base_lrs]
 
     _get_closed_form_lr = get_lr
+
+
+@contextmanager
+def scaled_learning_rate(optimizer: Optimizer, scale: float) -> Iterator[None]:
+    """Every group's learning rate times `scale` for one step (AWD-LSTM's variable windows: length / bptt)."""
+    if scale == 1.0:
+        yield
+        return
+    lrs = [group["lr"] for group in optimizer.param_groups]
+    for group in optimizer.param_groups:
+        group["lr"] *= scale
+    try:
+        yield
+    finally:
+        for group, lr in zip(optimizer.param_groups, lrs):
+            group["lr"] = lr
