@@ -7,7 +7,7 @@ Loops over the very same batches (the first --batches of epoch 0 from the defaul
   rnnlm     DataModule + LanguageModel + lightning Trainer, as train.py builds them (progress bar,
             loggers and checkpoints off)
   plain     a plain PyTorch loop written here: the same nn.Module, rnnlm's loss function
-            (rnnlm.loss.linear_cross_entropy), fused Adam, clipping: the same math, no framework.
+            (rnnlm.models.loss.linear_cross_entropy), fused Adam, clipping: the same math, no framework.
             rnnlm / plain is what the framework costs (goal >= 0.95).
 and, with --context, two loops users compare against:
   notebook  what a notebook would write: decoder + F.cross_entropy, torch.optim.Adam() with its defaults

@@ -1,6 +1,6 @@
 """The signal handlers and the watcher thread that make Ctrl-C and SIGTERM end a run in bounded time.
 
-While training, both signals only raise a flag, which GracefulInterrupt (rnnlm/lifecycle/interrupt.py)
+While training, both signals only raise a flag, which GracefulInterrupt (rnnlm/training/callbacks/interrupt.py)
 turns into a checkpoint at a step every rank agrees on. Outside training (reading data, testing) there is
 nothing to save: the signal stops the run at once.
 

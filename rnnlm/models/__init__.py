@@ -1,7 +1,7 @@
 """The networks, plain nn.Modules that know nothing of Lightning: the language model around a cell (rnn_lm),
 its settings declared once (settings), the cells by name (cells/: the library's rnn, gru and lstm, the seed
-notebook's Elman cell), AWD-LSTM's regularisers, the output layer fused with its loss (loss), the adaptive
-softmax (output), and a trained network loaded from its checkpoint with its tokenizer (trained)."""
+notebook's Elman cell), AWD-LSTM's regularisers (regularisers), the output layer fused with its loss (loss),
+the adaptive softmax (output), and a trained network loaded from its checkpoint with its tokenizer (trained)."""
 
 from rnnlm.moved import install
 
