@@ -6,6 +6,7 @@ import pytest
 from rnnlm.data.imdb import IMDB
 from rnnlm.data.sources import TextFiles
 from rnnlm.data.tables import TableFile
+from rnnlm.errors import UserError
 
 PROSE = (
     "The film opens in Paris. Mr. Smith, a retired spy, wants one last job!\n"
@@ -122,3 +123,22 @@ def test_a_large_text_file_is_read_a_block_at_a_time_and_carved_as_in_memory(tmp
     expected_rest, expected = carve(lines, fractions, 3, "sentences")
     assert list(rest) == expected_rest and {s: list(c) for s, c in carved.items()} == expected
     assert [len(expected[s]) for s in ("val", "test")] == [50, 100]
+
+
+def test_prose_settings_are_accepted_with_each_sources_defaults_and_imdb_refuses_the_ones_it_fixes(tmp_path):
+    from omegaconf import OmegaConf
+
+    from rnnlm.run.config_checks import check_data
+
+    prose = {"sentence_split", "language", "lowercase", "val_fraction", "test_fraction", "seed"}
+    for source in ("text", "csv", "hf"):
+        check_data(OmegaConf.create({"source": source, **dict.fromkeys(prose - {"val_fraction", "test_fraction"})}))
+    check_data(OmegaConf.create({"source": "imdb", "language": "de", "lowercase": False, "val_fraction": 0.1}))
+    for key in ("sentence_split", "test_fraction"):
+        with pytest.raises(UserError, match=f"data.{key} is not a setting of data: remove it or use one of "):
+            check_data(OmegaConf.create({"source": "imdb", key: 0.1}))
+    with pytest.raises(TypeError, match="IMDB.__init__.. got an unexpected keyword argument 'test_fraction'"):
+        IMDB(str(tmp_path), test_fraction=0.1)
+    (tmp_path / "a.csv").write_text("text\nHi.\n")
+    assert TableFile(str(tmp_path / "a.csv")).sentence_split and not TextFiles(str(tmp_path / "a.csv")).sentence_split
+    assert IMDB.prose_defaults.lowercase and IMDB.prose_defaults.sentence_split

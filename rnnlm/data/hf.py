@@ -103,14 +103,10 @@ class HFDataset(Source, Prose):
         splits: dict[str, str | None] | None = None,
         text_column: str = "text",
         keep_blank_lines: bool = False,
-        sentence_split: bool = False,
-        language: str = "en",
-        lowercase: bool = False,
-        val_fraction: float = 0.05,
-        test_fraction: float = 0.05,
-        seed: int = 0,
+        **prose: Any,
     ) -> None:
-        Prose.__init__(self, sentence_split, language, lowercase, seed)
+        """`prose`: ProseSettings' keys (sentence_split, language, lowercase, val_fraction, test_fraction, seed)."""
+        Prose.__init__(self, **prose)
         if not name:
             raise UserError(
                 "data.name is not set: give a dataset's name (data.name=wikitext data.config=wikitext-2-v1), a local "
@@ -127,7 +123,8 @@ class HFDataset(Source, Prose):
             raise UserError(f"data.splits has {', '.join(sorted(unknown))}: its keys are train, val and test.")
         if not self.split_names["train"]:
             raise UserError("data.splits.train is not set: name the dataset's training split (usually train).")
-        self.fractions = {s: f for s, f in (("val", val_fraction), ("test", test_fraction)) if not self.split_names[s]}
+        fractions = {"val": self.prose.val_fraction, "test": self.prose.test_fraction}
+        self.fractions = {s: f for s, f in fractions.items() if not self.split_names[s]}
         check_fractions(self.fractions)
         self.text_column, self.keep_blank_lines = text_column, keep_blank_lines
         self._loaded = None

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from rnnlm.data.reading import ReadNotes, carve, check_fractions, decode
-from rnnlm.data.sources import Prose, RawCorpus, Source
+from rnnlm.data.sources import Prose, ProseSettings, RawCorpus, Source
 from rnnlm.errors import UserError
 
 _BREAK = re.compile(r"<br\s*/?>", re.IGNORECASE)
@@ -19,17 +19,13 @@ class IMDB(Source, Prose):
     validation share, test = test/{pos,neg}. `<br />` breaks become line breaks before sentence splitting."""
 
     name = "imdb"
+    prose_defaults = ProseSettings(sentence_split=True, lowercase=True)
+    fixed = frozenset({"sentence_split", "test_fraction"})  # reviews are prose; test is the dataset's own
 
-    def __init__(
-        self,
-        root: str | None = None,
-        include_unsup: bool = True,
-        language: str = "en",
-        lowercase: bool = True,
-        val_fraction: float = 0.05,
-        seed: int = 0,
-    ) -> None:
-        Prose.__init__(self, True, language, lowercase, seed)
+    def __init__(self, root: str | None = None, include_unsup: bool = True, **prose: Any) -> None:
+        """`prose`: language, lowercase (default true here), val_fraction, seed (ProseSettings)."""
+        Prose.__init__(self, **prose)
+        val_fraction = self.prose.val_fraction
         check_fractions({"val": val_fraction})
         if root in (None, ""):
             raise UserError("data.root is not set: give data.root=DIR, the folder that holds aclImdb/.")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -65,11 +65,39 @@ class Source(ABC):
     def read(self) -> RawCorpus: ...
 
 
-class Prose:
-    """Shared options of sources that may hold raw prose: sentence splitting, lower-casing, carving."""
+@dataclass(frozen=True)
+class ProseSettings:
+    """The data.* settings every prose source takes, with their defaults (a source may change a default, or not
+    take a setting: Prose.prose_defaults, Prose.fixed). Each source checks the fractions it carves."""
 
-    def __init__(self, sentence_split: bool, language: str, lowercase: bool, seed: int) -> None:
-        self.sentence_split, self.language, self.lowercase, self.seed = sentence_split, language, lowercase, seed
+    sentence_split: bool = False
+    language: str = "en"
+    lowercase: bool = False
+    val_fraction: float = 0.05
+    test_fraction: float = 0.05
+    seed: int = 0
+
+
+class Prose:
+    """Shared options of sources that may hold raw prose: sentence splitting, lower-casing, carving. A source
+    takes ProseSettings' keys as keyword arguments (`**prose`, passed on to Prose.__init__), `prose_defaults`
+    its defaults; the keys in `fixed` it does not take (their defaults hold)."""
+
+    prose_defaults = ProseSettings()
+    fixed: frozenset[str] = frozenset()
+
+    @classmethod
+    def prose_keys(cls) -> set[str]:
+        """The prose settings this source takes (for the config check: they are not in its signature)."""
+        return {f.name for f in fields(ProseSettings)} - cls.fixed
+
+    def __init__(self, **prose: Any) -> None:
+        unknown = [k for k in prose if k not in self.prose_keys()]
+        if unknown:  # in Python's words, as a parameter missing from the signature would be
+            raise TypeError(f"{type(self).__name__}.__init__() got an unexpected keyword argument {unknown[0]!r}")
+        self.prose = replace(self.prose_defaults, **prose)
+        self.sentence_split, self.language = self.prose.sentence_split, self.prose.language
+        self.lowercase, self.seed = self.prose.lowercase, self.prose.seed
 
     def prose_settings(self) -> dict[str, Any]:
         return {"sentence_split": self.sentence_split, "language": self.language, "lowercase": self.lowercase}
@@ -118,16 +146,12 @@ class TextFiles(Source, Prose):
         train_path: str | None = None,
         val_path: str | None = None,
         test_path: str | None = None,
-        sentence_split: bool = False,
-        language: str = "en",
-        lowercase: bool = False,
-        val_fraction: float = 0.05,
-        test_fraction: float = 0.05,
-        seed: int = 0,
+        **prose: Any,
     ) -> None:
-        Prose.__init__(self, sentence_split, language, lowercase, seed)
+        """`prose`: ProseSettings' keys (sentence_split, language, lowercase, val_fraction, test_fraction, seed)."""
+        Prose.__init__(self, **prose)
         self.paths = {"train": train_path, "val": val_path, "test": test_path}
-        self.fractions = {"val": val_fraction, "test": test_fraction}
+        self.fractions = {"val": self.prose.val_fraction, "test": self.prose.test_fraction}
         check_fractions(self.fractions)
         check_file(train_path, "data.train_path")
 

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from rnnlm.data.reading import ReadNotes, carve, check_file, check_fractions
-from rnnlm.data.sources import Prose, RawCorpus, Source
+from rnnlm.data.sources import Prose, ProseSettings, RawCorpus, Source
 from rnnlm.errors import UserError
 
 TABLE_FORMATS = {".csv": "csv", ".tsv": "tsv", ".parquet": "parquet", ".pq": "parquet"}
@@ -17,20 +17,13 @@ class TableFile(Source, Prose):
     Rows (not sentences) are carved into val/test, so one document never straddles two splits."""
 
     name = "csv"
+    prose_defaults = ProseSettings(sentence_split=True)
 
-    def __init__(
-        self,
-        path: str | None = None,
-        text_column: str = "text",
-        sentence_split: bool = True,
-        language: str = "en",
-        lowercase: bool = False,
-        val_fraction: float = 0.05,
-        test_fraction: float = 0.05,
-        seed: int = 0,
-    ) -> None:
-        Prose.__init__(self, sentence_split, language, lowercase, seed)
-        self.fractions = {"val": val_fraction, "test": test_fraction}
+    def __init__(self, path: str | None = None, text_column: str = "text", **prose: Any) -> None:
+        """`prose`: ProseSettings' keys (sentence_split, default true here, language, lowercase, val_fraction,
+        test_fraction, seed)."""
+        Prose.__init__(self, **prose)
+        self.fractions = {"val": self.prose.val_fraction, "test": self.prose.test_fraction}
         check_fractions(self.fractions)
         self.path = check_file(path, "data.path", "a .csv, .tsv or .parquet file")
         self.format = TABLE_FORMATS.get(self.path.suffix.lower())

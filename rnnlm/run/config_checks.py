@@ -55,10 +55,13 @@ def check_data(data: DictConfig) -> None:
     from rnnlm.data.catalog import source_class
     from rnnlm.data.datamodule import SentenceDataModule, check_data_settings
     from rnnlm.data.reading import check_fractions
+    from rnnlm.data.sources import Prose
 
     source = source_class(data.get("source", "ptb"))
-    accepted = _params(SentenceDataModule.__init__, skip=("tokenizer", "tokenizer_json"))
-    _known("data", data, accepted | _params(source.__init__))
+    accepted = _params(SentenceDataModule.__init__, skip=("tokenizer", "tokenizer_json")) | _params(source.__init__)
+    if issubclass(source, Prose):  # its prose settings (ProseSettings) come through **prose, not named
+        accepted |= source.prose_keys()
+    _known("data", data, accepted)
     _call(check_data_settings, data)
     check_fractions({k.removesuffix("_fraction"): data[k] for k in ("val_fraction", "test_fraction") if k in data})
 
