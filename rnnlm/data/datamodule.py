@@ -17,8 +17,8 @@ from rnnlm.data.corpus import check_lengths
 from rnnlm.data.loaders import make_loader
 from rnnlm.data.prepare import PreparedCorpus
 from rnnlm.data.sampler import BucketBatchSampler, ResumableOrder, check_batching
-from rnnlm.data.stream import check_stream_settings, columns_and_windows
-from rnnlm.data.windows import StreamWindows, WindowSampler
+from rnnlm.data.stream import check_stream_settings
+from rnnlm.data.windows import StreamWindows, WindowSampler, columns_and_windows
 from rnnlm.errors import UserError
 
 

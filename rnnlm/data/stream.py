@@ -4,9 +4,9 @@ This is how every published Penn Treebank number is measured (pytorch/examples' 
 Zaremba et al. 2014, AWD-LSTM): sentences in corpus order, each followed by <eos> (no <sos>), the hidden
 state carried from window to window and detached (truncated backpropagation through time).
 
-Here: the settings' check, the stream of a split (`to_stream`), its columns, and which columns and windows
-(rnnlm.data.windows) each split is read in (`columns_and_windows`). Columns are built once, as views of the
-stream (training) or one padded copy (evaluation); a window is a slice of them.
+Here: the settings' check, the stream of a split (`to_stream`) and its columns; the windows they are read in,
+and which columns and windows each split gets (`columns_and_windows`), are rnnlm.data.windows'. Columns are
+built once, as views of the stream (training) or one padded copy (evaluation); a window is a slice of them.
 
 Column boundaries. Training cuts the stream's (input, target) pairs into batch_size x world_size equal
 columns and drops the remainder (fewer than that many pairs), as pytorch/examples does. Evaluation
@@ -27,7 +27,6 @@ import torch
 
 from rnnlm import checks
 from rnnlm.data.corpus import EncodedSplit
-from rnnlm.data.windows import StreamWindows, WindowSampler
 from rnnlm.errors import UserError
 
 MODES = ("sentences", "stream")
@@ -123,22 +122,3 @@ def eval_columns(stream: np.ndarray, columns: int, pad: int, split: str, num_rep
     scored = np.r_[0, np.cumsum(real[mine].sum(0))]
     index = np.where(real, pos + 1, -1)[mine]
     return Columns(torch.from_numpy(inputs[mine].copy()), torch.from_numpy(targets[mine].copy()), scored, index)
-
-
-def columns_and_windows(stream: np.ndarray, split: str, columns: int, pad: int, bptt: int, variable: bool,
-                        seed: int, epoch: int, num_replicas: int = 1,
-                        rank: int = 0) -> tuple[StreamWindows, WindowSampler]:  # fmt: skip
-    """This rank's columns of a split and the windows over them: training in `columns` (data.batch_size) columns
-    per rank, evaluation in `columns` (data.eval_batch_size) shared by the ranks, so that its numbers do not
-    depend on the number of devices. `variable` windows (training only) are drawn for `epoch`."""
-    if split == "train":
-        cols = train_columns(stream, columns, num_replicas, rank)
-        if bptt > cols.steps:
-            raise UserError(
-                f"data.bptt={bptt} is longer than the training columns ({len(stream)} tokens in "
-                f"{columns * num_replicas} columns of {cols.steps} steps): lower data.bptt or data.batch_size."
-            )
-    else:
-        cols = eval_columns(stream, columns, pad, split, num_replicas, rank)
-    windows = WindowSampler(cols.steps, bptt, variable, seed, epoch, num_replicas)
-    return StreamWindows(cols, bptt, variable), windows

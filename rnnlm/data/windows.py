@@ -7,16 +7,15 @@ by its length over bptt.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 from torch.utils.data import Dataset
 
 from rnnlm.data.batch import Batch
 from rnnlm.data.sampler import ResumableOrder
-
-if TYPE_CHECKING:
-    from rnnlm.data.stream import Columns
+from rnnlm.data.stream import Columns, eval_columns, train_columns
+from rnnlm.errors import UserError
 
 FULL_PROBABILITY, SIGMA, MIN_WINDOW = 0.95, 5.0, 5
 
@@ -80,3 +79,22 @@ class StreamWindows(Dataset):
             (end - start) / self.bptt if self.variable else 1.0,
             continues=True,
         )
+
+
+def columns_and_windows(stream: np.ndarray, split: str, columns: int, pad: int, bptt: int, variable: bool,
+                        seed: int, epoch: int, num_replicas: int = 1,
+                        rank: int = 0) -> tuple[StreamWindows, WindowSampler]:  # fmt: skip
+    """This rank's columns of a split and the windows over them: training in `columns` (data.batch_size) columns
+    per rank, evaluation in `columns` (data.eval_batch_size) shared by the ranks, so that its numbers do not
+    depend on the number of devices. `variable` windows (training only) are drawn for `epoch`."""
+    if split == "train":
+        cols = train_columns(stream, columns, num_replicas, rank)
+        if bptt > cols.steps:
+            raise UserError(
+                f"data.bptt={bptt} is longer than the training columns ({len(stream)} tokens in "
+                f"{columns * num_replicas} columns of {cols.steps} steps): lower data.bptt or data.batch_size."
+            )
+    else:
+        cols = eval_columns(stream, columns, pad, split, num_replicas, rank)
+    windows = WindowSampler(cols.steps, bptt, variable, seed, epoch, num_replicas)
+    return StreamWindows(cols, bptt, variable), windows
