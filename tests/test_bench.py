@@ -132,14 +132,68 @@ def test_quick_suite_on_tiny_data(tiny_corpus, tmp_path):
                                                  "step-torch", "step-rnnlm-vs-torch")} <= keys  # fmt: skip
     assert {f"train/cpu/vocab267k/{k}" for k in ("full", "adaptive", "adaptive-vs-full")} <= keys
     assert {"quality/vocab267k/full/val-ppl", "quality/vocab267k/adaptive/val-ppl"} <= keys
-    assert all(v > 0 for r in rows if r["key"].startswith("train/") for v in r["values"])
+    check_derived_train_rows(rows, overrides)
     assert "GPU rows skipped" in proc.stdout or any(k.startswith("train/cuda") for k in keys)
     assert "wrote the results table" not in proc.stdout  # a quick run never touches the docs
 
 
-def test_the_gpu_sections_parts_run_alone(tiny_corpus):
+class Clock:
+    """time.perf_counter for a timed loop: one second more at each reading."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def perf_counter(self) -> float:
+        self.now += 1.0
+        return self.now
+
+
+# The train/ ratio rows whose parts are not named <folder>/<a> and <folder>/<b> by their key <folder>/<a>-vs-<b>
+RATIO_PARTS = {
+    "train/cpu/awd/weight-drop-vs-none": ("train/cpu/awd/weight-drop", "train/cpu/awd/locked"),
+    "train/cpu/lstm-2x200/bf16/rnnlm-vs-fp32-stream": ("train/cpu/lstm-2x200/bf16/rnnlm",
+                                                       "train/cpu/lstm-2x200/fp32/stream"),
+    "train/cpu/lstm-2x200/fp32/stream-rnnlm-vs-plain": ("train/cpu/lstm-2x200/fp32/stream-rnnlm",
+                                                        "train/cpu/lstm-2x200/fp32/stream-plain"),
+}  # fmt: skip
+
+
+def check_derived_train_rows(rows: list[dict], overrides: list[str]) -> None:
+    """The quick suite's CPU train/ rows that are computed from others, computed again: each ratio (per round)
+    from its two speeds, each MFU from its rnnlm speed, the model's FLOPs per token and the run's matmul ceiling."""
+    import statistics
+
+    from bench.common import config
+    from rnnlm.run.build import build_datamodule
+
+    values = {r["key"]: r["values"] for r in rows}
+    ceiling = {p: statistics.median(values[f"ceiling/cpu/matmul-{p}"]) for p in ("fp32", "bf16")}
+    dm = build_datamodule(config(*overrides), None)  # the vocabulary the suite's models were built over
+    dm.prepare()
+    ratios = mfus = 0
+    for r in rows:
+        key = r["key"]
+        if key.startswith("train/cpu/") and r["unit"] == "x":
+            folder, name = key.rsplit("/", 1)
+            a, b = name.split("-vs-")
+            num, den = RATIO_PARTS.get(key, (f"{folder}/{a}", f"{folder}/{b}"))
+            assert r["values"] == pytest.approx([x / y for x, y in zip(values[num], values[den], strict=True)]), key
+            ratios += 1
+        elif key.startswith("train/cpu/") and key.endswith("/mfu"):
+            shape, prec = key.split("/")[2:4]  # e.g. lstm-2x650, fp32
+            cell, size = shape.split("-")
+            layers, hidden = (int(n) for n in size.split("x"))
+            flops = training_flops_per_token(cell, hidden, hidden, layers, dm.vocab_size)
+            speeds = values[key.removesuffix("mfu") + "rnnlm"]
+            assert r["values"] == pytest.approx([100 * v * flops / (ceiling[prec] * 1e9) for v in speeds]), key
+            mfus += 1
+    assert (ratios, mfus) == (3 * 3 + 2 + 1 + 2 + 1, 3 * 3)  # rnnlm-vs-plain per cell and shape, the rest once
+
+
+def test_the_gpu_sections_parts_run_alone(tiny_corpus, monkeypatch):
     """The GPU section's loops over the recurrent layers and the output layer alone, and its ratios (checked
     here on the CPU, where they run the same code)."""
+    from bench import gpu
     from bench.common import Row
     from bench.gpu import output_ceiling, parts_rows, rnn_ceiling
     from bench.train_throughput import train_config
@@ -151,8 +205,13 @@ def test_the_gpu_sections_parts_run_alone(tiny_corpus):
         cfg = train_config(cell, 16, 2, "32-true", 6, overrides)
         datamodule = build(cfg)[0]
         batches = list(datamodule.train_dataloader())[:6]
-        assert rnn_ceiling(cfg, batches, 2, bf16=False, device="cpu") > 0
-        assert output_ceiling(cfg, batches, 2, False, "cpu", datamodule.vocab_size) > 0
+        # With a clock that reads one second later each time (the start after the warm-up, the end), tokens/s is
+        # the count of the timed batches' targets that are not <pad>: batches 2..5, the 2 warm-up ones left out.
+        timed = sum(int((b.targets != datamodule.ids["pad"]).sum()) for b in batches[2:])
+        monkeypatch.setattr(gpu, "time", Clock())
+        assert rnn_ceiling(cfg, batches, 2, bf16=False, device="cpu") == timed
+        monkeypatch.setattr(gpu, "time", Clock())
+        assert output_ceiling(cfg, batches, 2, False, "cpu", datamodule.vocab_size) == timed
     rows = parts_rows("b", "LSTM", Row("b/rnnlm", "rnnlm", [300.0], "tokens/s"), [1000.0], [500.0])
     assert [r.key for r in rows] == ["b/rnn-ceiling", "b/output-layer", "b/layers-and-output",
                                      "b/rnnlm-vs-rnn-ceiling", "b/rnnlm-vs-layers-and-output"]  # fmt: skip

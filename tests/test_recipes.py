@@ -4,12 +4,14 @@ WikiText-style file. (What the recipes reach on PTB: bench/stream.py, docs/STREA
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 
 import pytest
 import torch
 
 from rnnlm.data import SentenceDataModule
+from rnnlm.run.evaluate import evaluate
 from rnnlm.training.schedulers import ConstantThenDecay
 from tests.conftest import compose_config, make_sentences, tiny_overrides, train_here
 
@@ -129,13 +131,23 @@ def test_plateau_divides_by_four_when_validation_does_not_improve(tiny_corpus, t
     assert lrs[0] == 200 and all(b in (a, a / 4) for a, b in zip(lrs, lrs[1:]))
 
 
+def eval_of_best_checkpoint(run_dir: Path, *data: str) -> dict[str, float]:
+    """eval.py on a finished stream run's best checkpoint (its own tokenizer), the test split as it was tested."""
+    best = json.loads((run_dir / "results.json").read_text())["best_checkpoint"]
+    return evaluate(compose_config(f"ckpt_path={best}", *data, "data.mode=stream", "data.bptt=8", "data.batch_size=4",
+                                   "data.eval_batch_size=2", "splits=[test]", "trainer.accelerator=cpu",
+                                   config="eval", run_dir=run_dir / "eval"))  # fmt: skip
+
+
 @pytest.mark.parametrize("tokenizer", ["word", "char", "bpe"])
 def test_stream_mode_with_every_tokenizer(tokenizer, tiny_corpus, tmp_path):
     extra = ["tokenizer.vocab_size=40"] if tokenizer == "bpe" else []
     got = train_here(*tiny_overrides(tiny_corpus), f"tokenizer={tokenizer}", *extra, "data.mode=stream",
                      "data.bptt=8", "data.batch_size=4", "data.eval_batch_size=2", "trainer.max_epochs=1",
                      run_dir=tmp_path)  # fmt: skip
-    assert 1 < got["test/ppl"] < 60
+    # The test stage's number is the checkpoint's: eval.py, its tokenizer read back from the checkpoint, agrees.
+    data = ["data=text", *(f"data.{s}_path={tiny_corpus[s]}" for s in ("train", "val", "test"))]
+    assert eval_of_best_checkpoint(tmp_path, *data)["test/ppl"] == pytest.approx(got["test/ppl"], rel=1e-5)
 
 
 def test_a_wikitext_style_file_one_paragraph_per_line_is_one_stream(tmp_path):
@@ -158,4 +170,6 @@ def test_a_wikitext_style_file_one_paragraph_per_line_is_one_stream(tmp_path):
                      (("train", "train"), ("val", "valid"), ("test", "test"))], "data.mode=stream", "data.bptt=8",
                      "data.batch_size=4", "data.eval_batch_size=2", "trainer.max_epochs=1",
                      run_dir=tmp_path / "run")  # fmt: skip
-    assert got["test/ppl"] > 1
+    data = ["data=text", *(f"data.{s}_path={tmp_path / f'wiki.{f}.tokens'}" for s, f in
+                           (("train", "train"), ("val", "valid"), ("test", "test")))]  # fmt: skip
+    assert eval_of_best_checkpoint(tmp_path / "run", *data)["test/ppl"] == pytest.approx(got["test/ppl"], rel=1e-5)

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import csv
 import json
+import time
 
 import pytest
+import torch
+from tokenizers import Tokenizer
 
 from rnnlm.errors import UserError
 from rnnlm.sweeps.report import load_runs, main
@@ -20,7 +23,9 @@ def sweep_overrides(corpus, sweep_dir) -> list[str]:
 @pytest.mark.slow
 def test_cell_by_size_sweep_and_its_report(tiny_corpus, tmp_path, capsys):
     sweep_dir = tmp_path / "sweep"
+    started = time.monotonic()
     run_train(*sweep_overrides(tiny_corpus, sweep_dir), "model=rnn,gru,lstm", "model.hidden_size=8,16", cwd=tmp_path)
+    sweep_s = time.monotonic() - started
 
     jobs = sorted(p for p in sweep_dir.iterdir() if p.is_dir())
     assert [p.name for p in jobs] == ["0", "1", "2", "3", "4", "5"]  # one folder per run, none shared
@@ -42,11 +47,39 @@ def test_cell_by_size_sweep_and_its_report(tiny_corpus, tmp_path, capsys):
     assert ppl == sorted(ppl)
     expected = {frozenset((f"model={c}", f"model.hidden_size={h}")) for c in ("rnn", "gru", "lstm") for h in (8, 16)}
     assert {frozenset(r["overrides"].split()) for r in rows} == expected  # each row names its own sweep point
-    for r in rows:
-        assert int(r["params"]) > 0 and int(r["epochs"]) == 2 and float(r["tokens/s"]) > 0
-        assert float(r["wall time"]) > 0 and float(r["test/ppl"]) > 1
+    for r in rows:  # each row against its job's own files: the CSV log, the checkpoint, results.json
+        job = sweep_dir / r["run"]
+        results = json.loads((job / "results.json").read_text())
+        with open(job / "csv" / "metrics.csv") as f:
+            logged = list(csv.DictReader(f))
+        assert int(r["params"]) == num_params(job, results["cell"], results["hidden_size"])
+        assert r["cell"] == results["cell"] and int(r["epochs"]) == 2
+        assert float(r["tokens/s"]) == pytest.approx(mean(logged, "train/tokens_per_sec"), rel=1e-6)  # per epoch
+        assert float(r["best val/ppl"]) == pytest.approx(min(column(logged, "val/ppl")), rel=1e-6)
+        assert [float(r["test/ppl"])] == pytest.approx(column(logged, "test/ppl"), rel=1e-6)
+        assert float(r["wall time"]) == pytest.approx(results["wall_time_s"]) and 0 < results["wall_time_s"] < sweep_s
     for png in ("val_ppl.png", "ppl_vs_params.png"):
         assert (sweep_dir / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def column(logged: list[dict], key: str) -> list[float]:
+    return [float(row[key]) for row in logged if row.get(key)]
+
+
+def mean(logged: list[dict], key: str) -> float:
+    values = column(logged, key)
+    return sum(values) / len(values)
+
+
+def num_params(job, cell: str, hidden: int, embed: int = 16) -> int:
+    """A 2-layer model's parameters (debug=tiny's embedding) counted by hand: PyTorch's recurrent layers (per gate
+    an input weight, a state weight and two biases), the embedding and the output layer (with its bias) over the
+    vocabulary of the tokenizer in the job's checkpoint."""
+    hp = torch.load(job / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)["hyper_parameters"]
+    vocab = Tokenizer.from_str(hp["tokenizer_json"]).get_vocab_size()
+    gates = {"rnn": 1, "gru": 3, "lstm": 4}[cell]
+    layers = gates * hidden * (embed + hidden + 2) + gates * hidden * (hidden + hidden + 2)
+    return vocab * embed + layers + hidden * vocab + vocab
 
 
 def test_report_lists_a_run_without_results_as_failed(tmp_path):
