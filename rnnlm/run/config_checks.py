@@ -2,7 +2,7 @@
 
 Hydra already refuses a key that is not in the config (unless added with `+`); what gets through is a
 `+key` typo, a value of the wrong type (`model.hidden_size=abc`) or out of range. Each value is checked
-by the code that owns it (the model by check_model_args, the batching by the data module's checks, ...);
+by the code that owns it (the model by its cell's declared settings, the batching by the data module's checks, ...);
 this module only calls those checks early, so a mistake costs seconds instead of a corpus read, and adds
 the checks of settings that belong to the run itself (optimizer, trainer, seed). Resuming also checks that
 the model and tokenizer asked for are the checkpoint's (anything else would fail deep inside torch, or
@@ -77,7 +77,8 @@ def check_training(cfg: DictConfig) -> None:
     import lightning as L
 
     from rnnlm.training.averaging import check_averaging
-    from rnnlm.training.lightning_module import LanguageModel, check_loss_average, check_penalties
+    from rnnlm.training.lightning_module import LanguageModel
+    from rnnlm.training.objective import check_loss_average, check_penalties
 
     optim = cfg.get("optim") or {}
     if "lr" in optim:

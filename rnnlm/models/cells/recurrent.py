@@ -68,9 +68,9 @@ class WeightDropped:
     weight_drop: float = 0.0
 
     def forward(self, x, hidden=None, dropped: bool = False):
-        if dropped:  # the call below, on the dropped weights
+        if dropped or not self.training or self.weight_drop == 0.0:  # `dropped`: the call below, on dropped weights
             return super().forward(x, hidden)
-        return run_weight_dropped(self, x, hidden, self.weight_drop, self.training, dropped=True)
+        return run_weight_dropped(self, x, hidden, self.weight_drop, True, dropped=True)
 
 
 class DroppedRNN(WeightDropped, nn.RNN):
