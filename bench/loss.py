@@ -68,7 +68,7 @@ def _step_rate(fn: Callable, bf16: bool, steps: int) -> float:
     from rnnlm.models.rnn_lm import RNNLanguageModel
 
     torch.manual_seed(0)
-    net = RNNLanguageModel(VOCAB, "lstm", WIDTH, WIDTH, 2, 0.2)
+    net = RNNLanguageModel(VOCAB, "lstm", embed_size=WIDTH, hidden_size=WIDTH, num_layers=2, dropout=0.2)
     opt = torch.optim.Adam(net.parameters(), lr=1e-3, fused=True)
     x, y = torch.randint(4, VOCAB, (32, 22)), torch.randint(4, VOCAB, (32, 22))
     times = []

@@ -114,6 +114,18 @@ def train_here(*overrides: str, run_dir: Path) -> dict[str, float]:
     return train(compose_config(*overrides, run_dir=run_dir))
 
 
+def eval_here(ckpt: str | Path, corpus: dict[str, Path], run_dir: Path, *overrides: str) -> dict[str, float]:
+    """eval.py in this process: a checkpoint's numbers on `corpus` as data=text, with `overrides`."""
+    from rnnlm.run.evaluate import evaluate
+
+    data = ["data=text", *(f"data.{s}_path={corpus[s]}" for s in ("train", "val", "test"))]
+    return evaluate(compose_config(f"ckpt_path={ckpt}", *data, *overrides, run_dir=run_dir, config="eval"))
+
+
+# eval.py on the tiny corpus batched as debug=tiny batches it, the test split only.
+TINY_EVAL = ("data.batch_size=16", "data.eval_batch_size=16", "splits=[test]", "trainer.accelerator=cpu")
+
+
 @pytest.fixture(scope="session")
 def trained(tiny_corpus, tmp_path_factory) -> Path:
     """The run folder of a 3-epoch tiny run (checkpoints/, csv/, samples.txt, results.json)."""

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, compose_config, run_train, tiny_overrides
+from tests.conftest import ROOT, TINY_EVAL, eval_here, run_train, tiny_overrides
 
 pytestmark = [
     pytest.mark.slow,
@@ -65,17 +65,6 @@ def _cmdline(path: Path) -> str:
         return ""
 
 
-def eval_here(ckpt: str, tiny_corpus, run_dir: Path) -> float:
-    """eval.py's test/ppl of a checkpoint, in this process, on the tiny corpus batched as debug=tiny batches it.
-    Evaluation only (no training), so a job that ran on another node's CPU agrees to float rounding."""
-    from rnnlm.run.evaluate import evaluate
-
-    data = ["data=text", *(f"data.{s}_path={tiny_corpus[s]}" for s in ("train", "val", "test"))]
-    cfg = compose_config(f"ckpt_path={ckpt}", *data, "data.batch_size=16", "data.eval_batch_size=16",
-                         "splits=[test]", "trainer.accelerator=cpu", config="eval", run_dir=run_dir)  # fmt: skip
-    return evaluate(cfg)["test/ppl"]
-
-
 def test_ray_started_by_the_sweep_runs_it_and_is_stopped_after(tiny_corpus, tmp_path):
     before = ray_workers()  # first in this file: before the module's cluster starts
     args = sweep_args(tiny_corpus, tmp_path, "null", "model.hidden_size=8,16", "trainer.max_epochs=1")
@@ -92,7 +81,7 @@ def test_three_cells_run_as_ray_tasks_on_a_running_cluster(cluster, tiny_corpus,
     assert [got[k]["cell"] for k in ("0", "1", "2")] == ["rnn", "gru", "lstm"]
     assert all(got[k]["epochs"] == 2 for k in got)
     for k in got:  # each task's test stage: its best checkpoint, evaluated again here, gives the same number
-        again = eval_here(got[k]["best_checkpoint"], tiny_corpus, tmp_path / f"eval{k}")
+        again = eval_here(got[k]["best_checkpoint"], tiny_corpus, tmp_path / f"eval{k}", *TINY_EVAL)["test/ppl"]
         assert got[k]["metrics"]["test/ppl"] == pytest.approx(again, rel=1e-5), k
     report = subprocess.run([sys.executable, "-m", "rnnlm.report", str(tmp_path / "sweep")], cwd=ROOT,
                             capture_output=True, text=True, check=True)  # fmt: skip

@@ -9,11 +9,10 @@ import json
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, compose_config, run_train, tiny_overrides
+from tests.conftest import ROOT, TINY_EVAL, eval_here, run_train, tiny_overrides
 
 pytestmark = [
     pytest.mark.slurm,
@@ -50,17 +49,6 @@ def queued() -> set[str]:
     return set(out.split())
 
 
-def eval_here(ckpt: str, tiny_corpus, run_dir: Path) -> float:
-    """eval.py's test/ppl of a checkpoint, in this process, on the tiny corpus batched as debug=tiny batches it.
-    Evaluation only (no training), so a job that ran on another node's CPU agrees to float rounding."""
-    from rnnlm.run.evaluate import evaluate
-
-    data = ["data=text", *(f"data.{s}_path={tiny_corpus[s]}" for s in ("train", "val", "test"))]
-    cfg = compose_config(f"ckpt_path={ckpt}", *data, "data.batch_size=16", "data.eval_batch_size=16",
-                         "splits=[test]", "trainer.accelerator=cpu", config="eval", run_dir=run_dir)  # fmt: skip
-    return evaluate(cfg)["test/ppl"]
-
-
 def test_the_docs_command_runs_as_printed_three_jobs_and_the_report_reads_it(tiny_corpus, tmp_path):
     """docs/CLUSTERS.md's command, on the tests' tiny corpus; the request it makes is said in one line."""
     assert DOCS[:4] == ["python", "train.py", "-m", "hydra/launcher=slurm"] and "trainer=cpu" in DOCS
@@ -76,7 +64,7 @@ def test_the_docs_command_runs_as_printed_three_jobs_and_the_report_reads_it(tin
     assert [results[k]["cell"] for k in ("0", "1", "2")] == ["rnn", "gru", "lstm"]
     assert all(results[k]["epochs"] == 1 for k in results)
     for k in results:  # each job's test stage: its best checkpoint, evaluated again here, gives the same number
-        again = eval_here(results[k]["best_checkpoint"], tiny_corpus, tmp_path / f"eval{k}")
+        again = eval_here(results[k]["best_checkpoint"], tiny_corpus, tmp_path / f"eval{k}", *TINY_EVAL)["test/ppl"]
         assert results[k]["metrics"]["test/ppl"] == pytest.approx(again, rel=1e-5), k
     assert len(list((tmp_path / "sweep" / ".submitit").glob("*_*/*_log.out"))) == 3  # each ran as a job of the array
     report = subprocess.run([sys.executable, "-m", "rnnlm.report", str(tmp_path / "sweep")], cwd=ROOT,
