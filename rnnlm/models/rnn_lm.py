@@ -32,7 +32,6 @@ class RNNLanguageModel(nn.Module):
         `adaptive_cutoffs` may be None only before build() has counted the training tokens (it sets them)."""
         super().__init__()
         self.settings = s = network_settings({"cell": cell, **settings})
-        self.cell = cell
         self.p_embed, self.p_input, self.p_output = s.dropout_embed, s.rate(s.dropout_input), s.rate(s.dropout_output)
         self.locked = s.locked_dropout
         self.embedding = nn.Embedding(vocab_size, s.embed_size)
@@ -68,6 +67,10 @@ class RNNLanguageModel(nn.Module):
         nn.init.zeros_(self.decoder.bias)
         if self.decoder.weight is not self.embedding.weight:
             nn.init.uniform_(self.decoder.weight, -0.1, 0.1)
+
+    @property
+    def cell(self) -> str:
+        return self.settings.cell
 
     @property
     def adaptive(self) -> bool:

@@ -10,6 +10,7 @@ conf/model/<cell>.yaml to its class's fields and defaults.
 from __future__ import annotations
 
 import dataclasses
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
@@ -69,7 +70,7 @@ def positive_range(key: str, value: Any) -> None:
 
 
 @dataclasses.dataclass(kw_only=True)
-class NetworkSettings:
+class NetworkSettings(ABC):
     """The settings of the network around its cell (pytorch/examples' names; AWD-LSTM's dropouts)."""
 
     cell: str = setting("lstm", structural=True)  # checked against the registry (rnnlm.models.cells)
@@ -91,9 +92,9 @@ class NetworkSettings:
     NAME: ClassVar[str] = "model"
 
     @property
+    @abstractmethod
     def output_size(self) -> int:
-        """The width of the cell's output (what the head, or the output layer, reads)."""
-        raise NotImplementedError
+        """The width of the cell's output (what the head, or the output layer, reads): each cell's to say."""
 
     def check(self) -> None:
         """Each field's own check, then the relations between fields (one sentence that says what to change)."""

@@ -20,6 +20,7 @@ from hydra.utils import instantiate
 
 from rnnlm import checks
 from rnnlm.data.batch import Batch
+from rnnlm.data.sources import SPLITS
 from rnnlm.data.tokenizer import special_ids, tokenizer_from_json
 from rnnlm.models.rnn_lm import RNNLanguageModel
 from rnnlm.training.averaging import WeightAverage
@@ -28,7 +29,7 @@ from rnnlm.training.checkpoint_state import load_extras, save_extras
 from rnnlm.training.compiled import maybe_compile
 from rnnlm.training.gradients import clip_and_check
 from rnnlm.training.metrics import CorpusNLL
-from rnnlm.training.objective import SPLITS, check_loss_average, check_penalties, score_window, training_loss
+from rnnlm.training.objective import check_loss_average, check_penalties, score_window, training_loss
 from rnnlm.training.schedulers import scaled_learning_rate
 from rnnlm.training.step_logging import log_this_step
 from rnnlm.training.stream_state import StreamState

@@ -18,7 +18,6 @@ from rnnlm.errors import UserError
 from rnnlm.models.regularisers import activation_penalty
 from rnnlm.models.rnn_lm import RNNLanguageModel
 
-SPLITS = ("train", "val", "test")
 LOSS_AVERAGES = ("tokens", "sequences")
 
 

@@ -13,7 +13,7 @@ from typing import Any
 import torch
 
 from rnnlm.data.batch import Batch
-from rnnlm.training.objective import SPLITS
+from rnnlm.data.sources import SPLITS
 
 
 class StreamState:
