@@ -39,7 +39,7 @@ def test_every_registered_cell_has_a_yaml():
 
 
 def test_a_setting_of_another_cell_is_refused_in_one_sentence():
-    with pytest.raises(UserError, match=r"^model.nonlinearity applies to rnn and vanilla cells only: drop it for"):
+    with pytest.raises(UserError, match=r"^model.nonlinearity applies to the rnn and vanilla cells only: drop it for"):
         network_settings({"cell": "gru", "nonlinearity": "tanh"})
 
 
@@ -131,5 +131,6 @@ def test_a_registered_toy_cell_trains_in_stream_mode_resumes_and_generates(toy_c
 
 
 def test_a_toy_cell_refuses_the_recurrent_cells_settings(toy_cell, tiny_corpus, tmp_path):
-    with pytest.raises(UserError, match=r"model.num_layers applies to rnn and gru and lstm and vanilla cells only"):
+    others = "rnn, gru, lstm, vanilla, qrnn, mogrifier, mingru and minlstm"
+    with pytest.raises(UserError, match=rf"model.num_layers applies to the {others} cells only"):
         train_here(*tiny_overrides(tiny_corpus), *toy_cell, "+model.num_layers=2", run_dir=tmp_path)

@@ -3,8 +3,9 @@
 - embedding dropout: whole word types dropped from the embedding matrix for a batch (every occurrence of a
   dropped word reads zeros), the rest rescaled by 1 / (1 - p);
 - locked (variational) dropout: one mask per sequence and feature, shared by every time step;
-- weight drop: DropConnect on the hidden-to-hidden matrices, one mask per batch, applied to the weights the
-  library's fused RNN kernel reads (torch.func.functional_call), so the cuDNN / oneDNN kernel still runs;
+- weight drop: DropConnect on the hidden-to-hidden matrices (a QRNN's gate weights), one mask per batch,
+  applied to the weights the library's fused RNN kernel reads (torch.func.functional_call), so the cuDNN /
+  oneDNN kernel still runs;
 - AR / TAR: penalties on the last layer's activations (their size, and their change from step to step).
 
 Every function is the identity in eval mode or at rate 0.
@@ -42,8 +43,10 @@ def dropout(x: torch.Tensor, p: float, training: bool, locked: bool) -> torch.Te
 
 
 def hidden_weight_names(rnn: nn.Module) -> list[str]:
-    """The hidden-to-hidden matrices of an nn.RNN/GRU/LSTM (or the vanilla cell): weight_hh_l0, ..."""
-    return [name for name, _ in rnn.named_parameters() if name.startswith("weight_hh")]
+    """The matrices weight drop masks: the hidden-to-hidden ones of an nn.RNN/GRU/LSTM (weight_hh_l0, ...), or
+    those a module names by its `dropped_weights` prefix (the QRNN's gate weights, as AWD-LSTM drops them)."""
+    prefix = getattr(rnn, "dropped_weights", "weight_hh")
+    return [name for name, _ in rnn.named_parameters() if name.startswith(prefix)]
 
 
 def run_weight_dropped(rnn: nn.Module, x: torch.Tensor, hidden, p: float, training: bool, **kwargs):

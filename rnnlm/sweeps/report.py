@@ -24,7 +24,10 @@ import yaml
 from rnnlm.errors import UserError
 from rnnlm.files import atomic_open
 
-CELL_COLOURS = {"rnn": "tab:blue", "gru": "tab:orange", "lstm": "tab:green", "vanilla": "tab:red"}
+CELL_COLOURS = {
+    "rnn": "tab:blue", "gru": "tab:orange", "lstm": "tab:green", "vanilla": "tab:red",
+    "qrnn": "tab:purple", "mogrifier": "tab:brown", "mingru": "tab:pink", "minlstm": "tab:olive",
+}  # fmt: skip
 COLUMNS = ["run", "overrides", "cell", "params", "best val/ppl", "test/ppl", "epochs", "tokens/s", "wall time"]
 
 

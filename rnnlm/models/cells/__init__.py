@@ -16,6 +16,10 @@ REGISTRY: dict[str, Any] = {
     "gru": "rnnlm.models.cells.recurrent:GRU",
     "lstm": "rnnlm.models.cells.recurrent:LSTM",
     "vanilla": "rnnlm.models.cells.vanilla:Vanilla",
+    "qrnn": "rnnlm.models.cells.qrnn:QRNN",
+    "mogrifier": "rnnlm.models.cells.mogrifier:Mogrifier",
+    "mingru": "rnnlm.models.cells.minimal:MinGRU",
+    "minlstm": "rnnlm.models.cells.minimal:MinLSTM",
 }
 
 
@@ -51,5 +55,6 @@ def network_settings(model: dict[str, Any]) -> Any:
 def _not_a_setting(key: str, cell: str, accepted: list[str]) -> str:
     owners = [name for name in REGISTRY if key in cell_class(name).Settings.names()]
     if owners:
-        return f"model.{key} applies to {' and '.join(owners)} cells only: drop it for model={cell}."
+        names = owners[0] if len(owners) == 1 else f"{', '.join(owners[:-1])} and {owners[-1]}"
+        return f"model.{key} applies to the {names} cells only: drop it for model={cell}."
     return f"model.{key} is not a setting of model: remove it or use one of {', '.join(sorted(accepted))}."

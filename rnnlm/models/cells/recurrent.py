@@ -9,52 +9,19 @@ the fused kernel stay the library's.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from torch import nn
 
-from rnnlm import checks
-from rnnlm.errors import UserError
 from rnnlm.models.cells.base import Cell
-from rnnlm.models.cells.stack import RNNStack
+from rnnlm.models.cells.stack import LayerSettings, RNNStack
 from rnnlm.models.regularisers import run_weight_dropped
-from rnnlm.models.settings import NetworkSettings, one_of, optional_rate, positive, rate, setting
-
-
-def layer_sizes(key: str, value: Any) -> None:
-    """model.hidden_size: one size for every layer, or a non-empty list of one size per layer."""
-    if not isinstance(value, Sequence) or isinstance(value, str):
-        checks.integer(key, value)
-        return
-    if not value:
-        raise UserError(f"{key}=[] gives no layer: give one size, or one per layer, e.g. [1150, 1150, 400].")
-    for size in value:
-        checks.integer(key, size)
+from rnnlm.models.settings import one_of, rate, setting
 
 
 @dataclasses.dataclass(kw_only=True)
-class RecurrentSettings(NetworkSettings):
-    hidden_size: int | list[int] = setting(200, layer_sizes, structural=True)
-    num_layers: int = setting(2, positive, structural=True)
-    dropout_hidden: float | None = setting(None, optional_rate)  # between layers; null: model.dropout
+class RecurrentSettings(LayerSettings):
     weight_drop: float = setting(0.0, rate)  # DropConnect on the hidden-to-hidden weights (AWD-LSTM's wdrop)
-
-    @property
-    def sizes(self) -> list[int]:
-        return [self.hidden_size] * self.num_layers if isinstance(self.hidden_size, int) else list(self.hidden_size)
-
-    @property
-    def output_size(self) -> int:
-        return self.sizes[-1]
-
-    def check_relations(self) -> None:
-        if not isinstance(self.hidden_size, int) and len(self.hidden_size) != self.num_layers:
-            raise UserError(
-                f"model.hidden_size={list(self.hidden_size)} gives {len(self.hidden_size)} layer sizes but "
-                f"model.num_layers={self.num_layers}: set model.num_layers={len(self.hidden_size)}."
-            )
-        super().check_relations()
 
 
 @dataclasses.dataclass(kw_only=True)
@@ -102,8 +69,7 @@ class Recurrent(Cell):
 
     @classmethod
     def build(cls, settings: RecurrentSettings, input_size: int) -> nn.Module:
-        sizes = settings.sizes
-        p_hidden = settings.rate(settings.dropout_hidden) if len(sizes) > 1 else 0.0
+        sizes, p_hidden = settings.sizes, settings.hidden_dropout()
         if settings.locked_dropout or len(set(sizes)) > 1:
             widths = [input_size, *sizes]
             layers = [cls.layer(settings, widths[i], widths[i + 1], 1, 0.0) for i in range(len(sizes))]
