@@ -18,6 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from rnnlm.models.budget import fit_budget
 from rnnlm.models.cells import cell_class, network_settings
 from rnnlm.models.loss import linear_cross_entropy
 from rnnlm.models.output import AdaptiveOutput
@@ -29,9 +30,10 @@ Hidden = torch.Tensor | tuple[torch.Tensor, ...]
 class RNNLanguageModel(nn.Module):
     def __init__(self, vocab_size: int, cell: str = "lstm", **settings: Any) -> None:
         """`settings`: model.* (rnnlm.models.settings and the cell's own); what is absent takes its default.
-        `adaptive_cutoffs` may be None only before build() has counted the training tokens (it sets them)."""
+        `adaptive_cutoffs` may be None only before build() has counted the training tokens (it sets them);
+        `params` (a parameter count) sets the widths (rnnlm.models.budget)."""
         super().__init__()
-        self.settings = s = network_settings({"cell": cell, **settings})
+        self.settings = s = network_settings(fit_budget({"cell": cell, **settings}, vocab_size))
         self.p_embed, self.p_input, self.p_output = s.dropout_embed, s.rate(s.dropout_input), s.rate(s.dropout_output)
         self.locked = s.locked_dropout
         self.embedding = nn.Embedding(vocab_size, s.embed_size)

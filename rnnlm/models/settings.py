@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 
 from rnnlm import checks
 from rnnlm.errors import UserError
+from rnnlm.models.budget import check_budget
 
 Check = Callable[[str, Any], None]
 
@@ -88,6 +89,8 @@ class NetworkSettings(ABC):
     adaptive_cutoffs: list[int] | None = setting(None)  # checked with the other adaptive settings
     adaptive_coverage: list[float] = setting([0.9, 0.95, 0.99])
     adaptive_div_value: float = setting(4.0, structural=True)
+    # A parameter count (2.6M): the widths are chosen to meet it (rnnlm.models.budget); null: as given.
+    params: int | float | str | None = setting(None, check_budget, structural=True)
 
     NAME: ClassVar[str] = "model"
 

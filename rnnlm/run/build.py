@@ -6,6 +6,7 @@ Shared by train() and evaluate(); config mistakes are caught before any data is 
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import lightning as L
@@ -23,6 +24,7 @@ from rnnlm.lifecycle import quiet  # noqa: F401  (library noise filtered before 
 from rnnlm.lifecycle.checkpoint_io import AtomicCheckpointIO
 from rnnlm.lifecycle.ddp import check_strategy, strategy_from_config
 from rnnlm.lifecycle.stop_guard import StopGuard
+from rnnlm.models.budget import count, fit_budget, scaled
 from rnnlm.models.output import check_cutoffs, coverage_cutoffs
 from rnnlm.models.trained import read_checkpoint
 from rnnlm.precision import settle_precision
@@ -36,6 +38,8 @@ from rnnlm.training.callbacks import (
     WandbRunId,
 )
 from rnnlm.training.lightning_module import LanguageModel
+
+log = logging.getLogger("rnnlm")
 
 
 def instantiate_node(key: str, node: Any, **kwargs: Any) -> Any:
@@ -108,6 +112,7 @@ def build(cfg: DictConfig, guard: StopGuard | None = None) -> tuple[SentenceData
     datamodule.prepare()
     datamodule.check_layout(trainer.world_size)
     model_cfg, counts = output_layer(plain(cfg.model), datamodule, source)
+    model_cfg = sized_model(model_cfg, datamodule.vocab_size)
     module = LanguageModel(
         tokenizer_json=datamodule.tokenizer_json,
         model=model_cfg,
@@ -141,6 +146,16 @@ def output_layer(model: dict, datamodule: SentenceDataModule, checkpoint: dict) 
         model = {**model, "adaptive_cutoffs": cutoffs}
     check_cutoffs(model["adaptive_cutoffs"], len(counts))
     return model, counts
+
+
+def sized_model(model: dict, vocab_size: int) -> dict:
+    """The model settings with the widths `model.params` asks for made explicit (saved so, and logged)."""
+    sized = fit_budget(model, vocab_size)
+    if sized is not model:
+        widths = ", ".join(f"model.{k}={sized[k]}" for k in scaled(model))
+        log.info("model.params=%s: %s (%s parameters)", model["params"], widths,
+                 f"{count(sized, vocab_size, sized['hidden_size']):,}")  # fmt: skip
+    return sized
 
 
 def _initial_weights(cfg: DictConfig) -> dict:

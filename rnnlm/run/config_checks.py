@@ -46,9 +46,13 @@ def _call(fn: Callable, node: DictConfig, skip: Iterable[str] = ()) -> None:
 
 def check_model(model: DictConfig) -> None:
     """The cell's declared settings (rnnlm.models.settings): unknown keys, types, ranges, relations."""
+    from rnnlm.models.budget import scaled
     from rnnlm.models.cells import network_settings
 
-    network_settings(OmegaConf.to_container(model, resolve=True))
+    values = OmegaConf.to_container(model, resolve=True)
+    if values.get("params") is not None:  # the widths are the budget's to set: check them as equal
+        values.update(dict.fromkeys(scaled(values), values.get("hidden_size")))
+    network_settings(values)
 
 
 def check_data(data: DictConfig) -> None:
@@ -157,12 +161,15 @@ def check_eval_config(cfg: DictConfig) -> None:
 
 def _differences(cfg: DictConfig, checkpoint: dict) -> list[str]:
     """The structural model settings and tokenizer settings in which cfg differs from the checkpoint's."""
+    from rnnlm.models.budget import scaled
     from rnnlm.models.cells import cell_class
 
     hp = checkpoint.get("hyper_parameters", {})
     saved_model = hp.get("model") or {}
     # The settings that shape the weights, as the checkpoint's cell declares them; dropout rates may change.
     structural = ["cell", *cell_class(saved_model.get("cell", "lstm")).Settings.structural()]
+    if saved_model.get("params") is not None and plain(cfg.model.get("params")) == saved_model["params"]:
+        structural = [k for k in structural if k not in scaled(saved_model)]  # the same budget, the same widths
     diffs = [
         f"model.{k}={cfg.model.get(k)!r} (checkpoint: {saved_model[k]!r})"
         for k in dict.fromkeys(structural)
