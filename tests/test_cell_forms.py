@@ -16,6 +16,7 @@ from rnnlm.models.cells import network_settings
 from rnnlm.models.cells.minimal import MinGRULayer, MinLSTMLayer
 from rnnlm.models.cells.mogrifier import MogrifierLayer
 from rnnlm.models.cells.qrnn import QRNNLayer
+from rnnlm.models.cells.scan import Stepped, doubling_scan
 from rnnlm.models.regularisers import hidden_weight_names
 from rnnlm.models.rnn_lm import RNNLanguageModel
 from tests.conftest import TINY_EVAL, eval_here, tiny_overrides, train_here
@@ -63,6 +64,25 @@ def test_the_parallel_scan_equals_the_step_by_step_recurrence_forward_and_backwa
     assert all(v.dtype == torch.float32 for v in results[0][:2])
     for parallel, step in zip(*results):
         torch.testing.assert_close(parallel, step, rtol=1e-5, atol=1e-5)
+
+
+def test_the_gpus_doubling_scan_and_the_cpus_stepped_scan_agree_forward_and_backward():
+    torch.manual_seed(0)
+    a, b, h0 = torch.rand(BATCH, STEPS, OUT), torch.randn(BATCH, STEPS, OUT), torch.randn(BATCH, OUT)
+    weights = torch.randn(BATCH, STEPS, OUT)
+    results = []
+    for scan in (Stepped.apply, doubling_scan):
+        inputs = [t.clone().requires_grad_() for t in (a, b, h0)]
+        out = scan(*inputs)
+        (out * weights).sum().backward()
+        results.append([out, *(t.grad for t in inputs)])
+    h, reference = h0, []
+    for t in range(STEPS):
+        h = a[:, t] * h + b[:, t]
+        reference.append(h)
+    torch.testing.assert_close(results[0][0], torch.stack(reference, 1), rtol=1e-5, atol=1e-5)
+    for stepped, doubled in zip(*results):
+        torch.testing.assert_close(stepped, doubled, rtol=1e-5, atol=1e-5)
 
 
 def test_the_mogrifier_with_no_rounds_is_the_lstm_with_the_same_weights():
