@@ -1,7 +1,7 @@
 """The benchmark suite: one table of every figure, also written to docs/BENCHMARKS.md.
 
-    python -m bench                       # every section but stream_slow, budget and ablation (about 80 minutes
-                                          # on 2 CPU cores), updates the docs table; --only stream_slow: ~40 min
+    python -m bench                       # every section but stream_slow, budget, ablation and cells_quality (about
+                                          # 95 minutes on 2 CPU cores), updates the docs table
     python -m bench --only train quality  # some sections; their rows replace those in the docs table
     python -m bench --compare             # run, then list every speed >10% worse than the committed table
     python -m bench --compare --results /tmp/rnnlm-bench/results.json   # check a saved run, no re-run
@@ -13,7 +13,9 @@ quality (val ppl at a fixed token budget), stream (the published PTB recipes in 
 against the paper, the first epoch against a plain loop, stream tokens/s), stream_slow (zaremba_small's
 full run, the larger recipes' cost per epoch), stream_speed (stream tokens/s), awd_speed (AWD-LSTM's speed
 levers), budget and ablation (the CPU recipes trained whole), adaptive (the adaptive softmax), generation
-(sentences/s), padding, data (pipeline times), gpu (skipped with a message without CUDA). Extra arguments
+(sentences/s), padding, data (pipeline times), cells (every cell at the tied 2x200 LSTM's size: training and
+recurrent-layer tokens/s, FLOP share, generation), cells_quality (those cells trained by ptb_cpu_18min for the
+LSTM's time: test ppl; about 70 min), gpu (skipped with a message without CUDA). Extra arguments
 are train.py overrides applied to every training and data config, e.g. `data.batch_size=64`. Run it alone
 on the machine: two processes competing for the cores slow each other down.
 """

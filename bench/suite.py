@@ -77,6 +77,20 @@ def section_train(plan: Plan, overrides, ceilings: dict[str, float]) -> list[Row
     return rows
 
 
+def section_cells(plan: Plan, overrides, ceilings: dict[str, float]) -> list[Row]:
+    from bench.cells import measure
+
+    batches, warmup = (40, 8) if plan.repeats > 1 else (6, 1)
+    return measure(repeats=plan.repeats, batches=batches, warmup=warmup, overrides=overrides,
+                   ceiling=ceilings.get("fp32"))  # fmt: skip
+
+
+def section_cells_quality(plan: Plan, overrides) -> list[Row]:
+    from bench.cells_quality import measure
+
+    return measure(overrides=overrides) if plan.repeats > 1 else []  # an hour of training: never in a quick run
+
+
 def section_quality(plan: Plan, overrides) -> list[Row]:
     from bench.quality import measure
 
@@ -169,20 +183,20 @@ SECTIONS: dict[str, Callable] = {
     "generation": section_generation, "padding": section_padding, "data": section_data, "gpu": section_gpu,
     "stream_speed": section_stream_speed, "stream": section_stream, "stream_slow": section_stream_slow,
     "awd_speed": section_awd_speed, "budget": section_budget, "ablation": section_ablation,
-    "adaptive": section_adaptive,
+    "adaptive": section_adaptive, "cells": section_cells, "cells_quality": section_cells_quality,
 }  # fmt: skip
-# What `python -m bench` runs without --only: stream_slow (zaremba_small's 13 epochs, ~40 min here), budget and
-# ablation (CPU recipes trained whole, one run each) only on request.
-DEFAULT = [name for name in SECTIONS if name not in ("stream_slow", "budget", "ablation")]
+# What `python -m bench` runs without --only: stream_slow (zaremba_small's 13 epochs, ~40 min here), budget,
+# ablation and cells_quality (CPU recipes trained whole, one run each) only on request.
+DEFAULT = [name for name in SECTIONS if name not in ("stream_slow", "budget", "ablation", "cells_quality")]
 
 
 def run(names: list[str], plan: Plan, overrides, on_row: Callable[[Row], None] = lambda r: None) -> list[Row]:
     rows: list[Row] = []
     for name in names:
-        if name == "train":
+        if name in ("train", "cells"):
             # MFU needs the ceiling: this run's, or one measured now if the ceiling section was not asked for
             found = [r for r in rows if r.key.startswith("ceiling/cpu/")] or section_ceiling(plan, overrides)
-            new = section_train(plan, overrides, {r.key.rsplit("-", 1)[1]: r.median for r in found})
+            new = SECTIONS[name](plan, overrides, {r.key.rsplit("-", 1)[1]: r.median for r in found})
         else:
             new = SECTIONS[name](plan, overrides)
         for row in new:

@@ -110,7 +110,7 @@ def test_quick_suite_on_tiny_data(tiny_corpus, tmp_path):
     overrides = [f"data.train_path={tiny_corpus['train']}", f"data.val_path={tiny_corpus['val']}",
                  f"data.test_path={tiny_corpus['test']}", "data=text", "data.batch_size=8"]  # fmt: skip
     sections = ["ceiling", "train", "loss", "quality", "stream_speed", "stream", "awd_speed", "generation", "padding",
-                "adaptive", "gpu"]  # fmt: skip
+                "adaptive", "cells", "gpu"]  # fmt: skip
     cmd = [sys.executable, "-m", "bench", "--quick", "--only", *sections, *overrides]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=env, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -133,8 +133,24 @@ def test_quick_suite_on_tiny_data(tiny_corpus, tmp_path):
     assert {f"train/cpu/vocab267k/{k}" for k in ("full", "adaptive", "adaptive-vs-full")} <= keys
     assert {"quality/vocab267k/full/val-ppl", "quality/vocab267k/adaptive/val-ppl"} <= keys
     check_derived_train_rows(rows, overrides)
+    check_cells_rows(rows)
     assert "GPU rows skipped" in proc.stdout or any(k.startswith("train/cuda") for k in keys)
     assert "wrote the results table" not in proc.stdout  # a quick run never touches the docs
+
+
+def check_cells_rows(rows: list[dict]) -> None:
+    """The cells section: every cell at the tied 2x200 LSTM's count within 5%, each ratio from its two speeds."""
+    values = {r["key"]: r["values"] for r in rows}
+    budget = values["cells/lstm/params"][0]
+    for cell in ("lstm", "gru", "qrnn", "mogrifier", "mingru", "minlstm"):
+        assert abs(values[f"cells/{cell}/params"][0] - budget) <= 0.05 * budget
+        assert 0 < values[f"cells/{cell}/flop-share"][0] < 100 and values[f"cells/cpu/{cell}/generation"][0] > 0
+        for window in (35, 70):
+            base = f"cells/cpu/{cell}/w{window}"
+            assert values[f"{base}/train"][0] > 0 and values[f"{base}/layers-mfu"][0] > 0
+            for kind in ("train", "layers") if cell != "lstm" else ():
+                expected = values[f"{base}/{kind}"][0] / values[f"cells/cpu/lstm/w{window}/{kind}"][0]
+                assert values[f"{base}/{kind}-vs-lstm"] == pytest.approx([expected])
 
 
 class Clock:

@@ -1,5 +1,6 @@
 """The networks, plain nn.Modules that know nothing of Lightning: the language model around a cell (rnn_lm),
-its settings declared once (settings), the cells by name (cells/: the library's rnn, gru and lstm, the seed
+its settings declared once (settings), the widths that meet a parameter count (budget), the cells by name
+(cells/: the library's rnn, gru and lstm, the QRNN, the Mogrifier LSTM, minGRU and minLSTM, the seed
 notebook's Elman cell), AWD-LSTM's regularisers (regularisers), the output layer fused with its loss (loss),
 the adaptive softmax (output), and a trained network loaded from its checkpoint with its tokenizer (trained)."""
 

@@ -1,0 +1,110 @@
+"""The cells' PTB quality at equal size and equal time: each cell at the tied 2x200 LSTM's parameter count
+(model.params), trained by the ptb_cpu_18min recipe for the wall time the LSTM takes for its 7 epochs.
+
+    python -m bench.cells_quality                  # every cell (about 70 min on 2 cores), prints the table
+    python -m bench.cells_quality --cells lstm mingru --jobs 1
+
+1. Speed: each cell's training tokens/s in the recipe's own settings (stream windows of 35 over 20 columns, its
+   precision), interleaved with the LSTM's; a cell's epochs are 7 x its speed / the LSTM's, rounded (at least 1),
+   with the recipe's schedule scaled to them (the lr kept for the first 4/7 of the epochs, then halved each
+   epoch; the last two epochs averaged).
+2. Learning rate: a short search, a quarter epoch at each of --lrs (SGD, as the recipe), the best validation
+   perplexity kept.
+3. The run: train.py experiment=ptb_cpu_18min with those epochs and that rate; its stream-level test perplexity
+   (the best validation checkpoint's).
+Steps 2 and 3 train in processes of their own, --jobs at a time with the cores shared out: their results are
+epochs', not seconds', so running two at once only finishes sooner. A run already finished in
+$BENCH_OUT/cells_quality/ is read, not trained again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+from pathlib import Path
+
+from bench.awd import train_point
+from bench.cells import CELLS, corpus_tokenizer, stream_config
+from bench.common import TABLE_HEADER, Row, config, machine
+from bench.train_throughput import framework_loop
+from rnnlm.models.budget import count
+
+RECIPE = "ptb_cpu_18min"
+EPOCHS, KEEP = 7, 4  # the recipe's epochs, and those at the first learning rate
+
+
+def speed_ratios(cells, budget: int, rounds: int, batches: int, warmup: int, overrides=()) -> dict[str, float]:
+    """Each cell's training tokens/s over the LSTM's in the recipe's settings, rounds interleaved (medians)."""
+    recipe = config(f"experiment={RECIPE}")
+    settings = [f"trainer.precision={recipe.trainer.precision}", f"optim.lr={recipe.optim.lr}", *overrides]
+    runs = {c: stream_config(c, 35, budget, batches, settings) for c in dict.fromkeys(["lstm", *cells])}
+    loops = {c: partial(framework_loop, cfg, warmup) for c, cfg in runs.items()}
+    speeds: dict[str, list[float]] = {c: [] for c in loops}
+    for _ in range(rounds):
+        for c, loop in loops.items():
+            speeds[c].append(loop())
+    return {c: statistics.median(a / b for a, b in zip(speeds[c], speeds["lstm"])) for c in cells}
+
+
+def train_all(stage: str, points: dict[str, tuple[str, ...]], jobs: int) -> dict[str, dict]:
+    """Each point's train.py run of the recipe in $BENCH_OUT/cells_quality/STAGE/POINT, `jobs` at a time."""
+    root = Path(os.environ.get("BENCH_OUT", "/tmp/rnnlm-bench"), "cells_quality", stage)
+    threads = max(1, len(os.sched_getaffinity(0)) // jobs)
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        runs = {p: pool.submit(train_point, RECIPE, list(o), root / p, threads) for p, o in points.items()}
+        return {p: run.result() for p, run in runs.items()}
+
+
+def schedule(ratio: float) -> list[str]:
+    """The recipe's epochs and schedule scaled to a cell's speed (the same wall time as the LSTM's 7 epochs)."""
+    epochs = max(1, round(EPOCHS * ratio))
+    keep, averaged = max(1, round(epochs * KEEP / EPOCHS)), max(0, epochs - 2)
+    return [f"trainer.max_epochs={epochs}", f"scheduler.keep_epochs={keep}", f"module.averaging.start_epoch={averaged}"]
+
+
+def measure(cells=CELLS, lrs=(10, 20, 40), jobs: int = 2, rounds: int = 2, batches: int = 60, warmup: int = 10,
+            overrides=()) -> list[Row]:  # fmt: skip
+    vocab = corpus_tokenizer(overrides).get_vocab_size()
+    budget = count({"cell": "lstm", "tie_weights": True, "embed_size": 200, "hidden_size": 200}, vocab, 200)
+    sized = ["model.tie_weights=true", f"model.params={budget}", *overrides]
+    ratios = speed_ratios(cells, budget, rounds, batches, warmup, overrides)
+    search = {f"{c}-lr{lr}": (f"model={c}", *sized, f"optim.lr={lr}", "trainer.max_epochs=1",
+                              "trainer.limit_train_batches=0.25", "module.averaging.kind=none")
+              for c in cells for lr in lrs}  # fmt: skip
+    searched = train_all("lr-search", search, jobs)
+    best = {c: min(lrs, key=lambda lr: searched[f"{c}-lr{lr}"]["val/ppl"]) for c in cells}
+    finals = {c: (f"model={c}", *sized, f"optim.lr={best[c]}", *schedule(ratios[c])) for c in cells}
+    got = train_all("runs", finals, jobs)
+    rows = []
+    for c in cells:
+        epochs = got[c]["epochs"]
+        what = f"{c} at {budget:,} parameters, {RECIPE}'s time ({epochs} epochs, lr {best[c]})"
+        rows += [
+            Row(f"quality/cells/{c}/test-ppl", f"{what}: stream-level test ppl", [got[c]["test/ppl"]], "ppl", "lower"),
+            Row(f"quality/cells/{c}/speed-vs-lstm", f"{c}: training tokens/s / the LSTM's, {RECIPE}'s settings",
+                [ratios[c]], "x", "higher"),
+        ]  # fmt: skip
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--cells", nargs="+", default=list(CELLS))
+    ap.add_argument("--lrs", nargs="+", type=float, default=[10, 20, 40])
+    ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--rounds", type=int, default=2, help="speed rounds, each cell's run interleaved")
+    ap.add_argument("--batches", type=int, default=60, help="batches per speed run, of which --warmup untimed")
+    ap.add_argument("--warmup", type=int, default=10)
+    ap.add_argument("overrides", nargs="*", help="train.py overrides for every run")
+    args = ap.parse_args()
+    print(f"machine: {machine()}\n\n{TABLE_HEADER}")
+    lrs = [int(x) if x == int(x) else x for x in args.lrs]
+    for row in measure(args.cells, lrs, args.jobs, args.rounds, args.batches, args.warmup, args.overrides):
+        print(row.markdown(), flush=True)
+
+
+if __name__ == "__main__":
+    main()
