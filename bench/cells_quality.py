@@ -13,13 +13,14 @@
 3. The run: train.py experiment=ptb_cpu_18min with those epochs and that rate; its stream-level test perplexity
    (the best validation checkpoint's).
 Steps 2 and 3 train in processes of their own, --jobs at a time with the cores shared out: their results are
-epochs', not seconds', so running two at once only finishes sooner. A run already finished in
-$BENCH_OUT/cells_quality/ is read, not trained again.
+epochs', not seconds', so running two at once only finishes sooner. The speed ratios and every run already
+finished in $BENCH_OUT/cells_quality/ are read, not measured or trained again (delete the folder to redo them).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 from concurrent.futures import ThreadPoolExecutor
@@ -37,7 +38,12 @@ EPOCHS, KEEP = 7, 4  # the recipe's epochs, and those at the first learning rate
 
 
 def speed_ratios(cells, budget: int, rounds: int, batches: int, warmup: int, overrides=()) -> dict[str, float]:
-    """Each cell's training tokens/s over the LSTM's in the recipe's settings, rounds interleaved (medians)."""
+    """Each cell's training tokens/s over the LSTM's in the recipe's settings, rounds interleaved (medians);
+    kept in $BENCH_OUT/cells_quality/speed.json, so a run stopped half-way trains the same epochs when resumed."""
+    saved = Path(os.environ.get("BENCH_OUT", "/tmp/rnnlm-bench"), "cells_quality", "speed.json")
+    known = json.loads(saved.read_text()) if saved.exists() else {}
+    if all(c in known for c in cells):
+        return {c: known[c] for c in cells}
     recipe = config(f"experiment={RECIPE}")
     settings = [f"trainer.precision={recipe.trainer.precision}", f"optim.lr={recipe.optim.lr}", *overrides]
     runs = {c: stream_config(c, 35, budget, batches, settings) for c in dict.fromkeys(["lstm", *cells])}
@@ -46,7 +52,10 @@ def speed_ratios(cells, budget: int, rounds: int, batches: int, warmup: int, ove
     for _ in range(rounds):
         for c, loop in loops.items():
             speeds[c].append(loop())
-    return {c: statistics.median(a / b for a, b in zip(speeds[c], speeds["lstm"])) for c in cells}
+    ratios = {c: statistics.median(a / b for a, b in zip(speeds[c], speeds["lstm"])) for c in cells}
+    saved.parent.mkdir(parents=True, exist_ok=True)
+    saved.write_text(json.dumps({**known, **ratios}, indent=1))
+    return ratios
 
 
 def train_all(stage: str, points: dict[str, tuple[str, ...]], jobs: int) -> dict[str, dict]:

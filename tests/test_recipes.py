@@ -173,3 +173,29 @@ def test_a_wikitext_style_file_one_paragraph_per_line_is_one_stream(tmp_path):
     data = ["data=text", *(f"data.{s}_path={tmp_path / f'wiki.{f}.tokens'}" for s, f in
                            (("train", "train"), ("val", "valid"), ("test", "test")))]  # fmt: skip
     assert eval_of_best_checkpoint(tmp_path / "run", *data)["test/ppl"] == pytest.approx(got["test/ppl"], rel=1e-5)
+
+
+def test_the_qrnn_and_mogrifier_gpu_recipes_compose_to_their_sources_settings(tmp_path):
+    from rnnlm.cli import plain
+    from rnnlm.models.budget import count, fit_budget
+    from rnnlm.run.config_checks import check_config
+
+    q = compose_config("experiment=awd_qrnn_ptb", run_dir=tmp_path)  # AWD-LSTM's README command for the QRNN
+    assert (q.model.cell, list(q.model.hidden_size), q.model.num_layers, q.model.embed_size, q.model.window) == (
+        "qrnn", [1550, 1550, 1550, 400], 4, 400, 2)  # fmt: skip
+    assert (q.model.weight_drop, q.model.dropout_hidden, q.model.dropout_input, q.model.tie_weights) == (
+        0.1, 0.3, 0.4, True)  # fmt: skip
+    assert (q.seed, q.trainer.max_epochs, q.trainer.gradient_clip_val, q.optim.lr, q.data.bptt) == (
+        9001, 550, 0.2, 30.0, 70)  # fmt: skip
+    m = compose_config("experiment=mogrifier_ptb", run_dir=tmp_path)  # deepmind/lamb's tuned PTB configuration
+    assert (m.model.cell, m.model.rounds, m.model.rank, m.model.num_layers, m.model.tie_weights) == (
+        "mogrifier", 5, 84, 2, True)  # fmt: skip
+    assert (m.optim._target_, m.optim.lr, m.optim.alpha, m.optim.weight_decay) == (
+        "torch.optim.RMSprop", 0.0023, 0.999, 2.5e-4)  # fmt: skip
+    assert (m.data.batch_size, m.data.bptt, m.trainer.gradient_clip_val) == (64, 70, 10.0)
+    for name, cfg in (("awd_qrnn_ptb", q), ("mogrifier_ptb", m)):
+        check_config(cfg)
+        assert "Published" in (Path(__file__).parent.parent / "conf" / "experiment" / f"{name}.yaml").read_text()
+    sized = fit_budget(plain(m.model), 10_000)  # 24M over PTB's 10,000 words
+    assert sized["hidden_size"] == sized["embed_size"] == 912
+    assert abs(count(sized, 10_000, 912) - 24_000_000) <= 0.05 * 24_000_000
