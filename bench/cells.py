@@ -3,6 +3,7 @@
 
     python -m bench.cells                      # every cell, windows 35 and 70
     python -m bench.cells --cells lstm qrnn --windows 70 --repeats 1
+    python -m bench.cells --precision bf16-mixed     # where bf16 is native (else it runs fp32 and says so)
 
 For each cell and window:
   train     training tokens/s of train.py's path (DataModule + LanguageModel + Trainer) in stream mode
@@ -26,15 +27,16 @@ from bench.ceiling import matmul_gflops
 from bench.common import TABLE_HEADER, Row, config, machine, ratio_row
 from bench.train_throughput import framework_loop
 from rnnlm.models.budget import count
+from rnnlm.precision import bf16_usable
 
 CELLS = ("lstm", "gru", "qrnn", "mogrifier", "mingru", "minlstm")
 COLUMNS = 20
 
 
-def stream_config(cell: str, window: int, budget: int, batches: int, overrides=()):
+def stream_config(cell: str, window: int, budget: int, batches: int, overrides=(), precision: str = "32-true"):
     return config(
         f"model={cell}", "model.tie_weights=true", f"model.params={budget}", "data.mode=stream",
-        f"data.bptt={window}", f"data.batch_size={COLUMNS}", "trainer=cpu", "trainer.precision=32-true",
+        f"data.bptt={window}", f"data.batch_size={COLUMNS}", "trainer=cpu", f"trainer.precision={precision}",
         f"trainer.limit_train_batches={batches}", "trainer.limit_val_batches=0", "trainer.max_epochs=1",
         "trainer.num_sanity_val_steps=0", "trainer.enable_checkpointing=false", "trainer.enable_progress_bar=false",
         "+trainer.enable_model_summary=false", "logger=[]", "callbacks=[]", *overrides,
@@ -59,15 +61,21 @@ def network(cell: str, budget: int, vocab: int):
     return RNNLanguageModel(vocab, **fit_budget({"cell": cell, "tie_weights": True, "params": budget}, vocab))
 
 
-def layers_rate(net, window: int, steps: int = 8) -> float:
+def layers_rate(net, window: int, bf16: bool = False, steps: int = 8) -> float:
     """Tokens/s of the recurrent layers alone, forward + backward, on a (20, window) batch of embeddings."""
     net.train()
     x = torch.randn(COLUMNS, window, net.embedding.embedding_dim, requires_grad=True)
+
+    def step() -> None:
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            out = net.rnn(x)[0]
+        out.float().sum().backward()
+
     for _ in range(2):
-        net.rnn(x)[0].sum().backward()
+        step()
     start = time.perf_counter()
     for _ in range(steps):
-        net.rnn(x)[0].sum().backward()
+        step()
     return steps * COLUMNS * window / (time.perf_counter() - start)
 
 
@@ -92,35 +100,38 @@ def generation_rate(net, tokenizer, max_len: int, sentences: int = 100) -> float
 
 
 def measure(cells=CELLS, windows=(35, 70), repeats: int = 3, batches: int = 40, warmup: int = 8,
-            max_len: int = 30, overrides=(), ceiling: float | None = None) -> list[Row]:  # fmt: skip
-    """The rows above; `ceiling` (fp32 matrix-product GFLOP/s) adds the layers' share of it."""
+            max_len: int = 30, overrides=(), ceiling: float | None = None,
+            precision: str = "32-true") -> list[Row]:  # fmt: skip
+    """The rows above; `ceiling` (the precision's matrix-product GFLOP/s) adds the layers' share of it.
+    bf16-mixed runs in bf16 only where it is native (bench.common.machine says which)."""
+    prec, bf16 = ("bf16", bf16_usable("cpu")) if precision == "bf16-mixed" else ("fp32", False)
     tokenizer = corpus_tokenizer(overrides)
     vocab = tokenizer.get_vocab_size()
     budget = count({"cell": "lstm", "tie_weights": True, "embed_size": 200, "hidden_size": 200}, vocab, 200)
     nets = {cell: network(cell, budget, vocab) for cell in cells}
     rows: list[Row] = []
     for window in windows:
-        configs = {c: stream_config(c, window, budget, batches, overrides) for c in cells}
+        configs = {c: stream_config(c, window, budget, batches, overrides, precision) for c in cells}
         train = {c: partial(framework_loop, configs[c], warmup) for c in cells}
         runs = {(kind, c): [] for kind in ("train", "layers") for c in cells}
         for _ in range(repeats):
             for c in cells:
                 runs[("train", c)].append(train[c]())
-                runs[("layers", c)].append(layers_rate(nets[c], window))
+                runs[("layers", c)].append(layers_rate(nets[c], window, bf16))
         for c in cells:
-            shape = f"{c} {nets[c].settings.num_layers}x{nets[c].settings.hidden_size} tied, window {window}"
+            shape = f"{c} {nets[c].settings.num_layers}x{nets[c].settings.hidden_size} tied, {prec}, window {window}"
+            base = f"cells/cpu/{c}/{prec}/w{window}"
             for kind, what in (("train", "training step, train.py path"), ("layers", "recurrent layers, fwd+bwd")):
-                row = Row(f"cells/cpu/{c}/w{window}/{kind}", f"{shape}: {what}", runs[(kind, c)], "tokens/s", "higher")
+                row = Row(f"{base}/{kind}", f"{shape}: {what}", runs[(kind, c)], "tokens/s", "higher")
                 rows.append(row)
                 if kind == "layers" and ceiling:
                     used = [100 * v * layer_flops(nets[c]) / (ceiling * 1e9) for v in row.values]
-                    rows.append(Row(f"cells/cpu/{c}/w{window}/layers-mfu",
-                                    f"{shape}: recurrent layers' FLOPs, % of the fp32 ceiling", used, "%"))  # fmt: skip
+                    rows.append(Row(f"{base}/layers-mfu", f"{shape}: recurrent layers' FLOPs, % of the {prec} "
+                                    "ceiling", used, "%"))  # fmt: skip
                 if c != "lstm" and "lstm" in cells:
-                    lstm = next(r for r in rows if r.key == f"cells/cpu/lstm/w{window}/{kind}")
-                    rows.append(ratio_row(f"cells/cpu/{c}/w{window}/{kind}-vs-lstm", f"{shape}: {kind} / LSTM's",
-                                          row, lstm))  # fmt: skip
-    for c in cells:
+                    lstm = next(r for r in rows if r.key == f"cells/cpu/lstm/{prec}/w{window}/{kind}")
+                    rows.append(ratio_row(f"{base}/{kind}-vs-lstm", f"{shape}: {kind} / LSTM's", row, lstm))
+    for c in cells if precision == "32-true" else ():  # sizes and generation: once, with the fp32 rows
         shape = f"{c} {nets[c].settings.num_layers}x{nets[c].settings.hidden_size} tied"
         params = sum(p.numel() for p in nets[c].parameters())
         rows.append(Row(f"cells/{c}/params", f"{shape}: parameters (budget {budget:,})", [params], "parameters"))
@@ -138,12 +149,16 @@ def main() -> None:
     ap.add_argument("--windows", nargs="+", type=int, default=[35, 70])
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--batches", type=int, default=40)
+    ap.add_argument("--precision", default="32-true", choices=["32-true", "bf16-mixed"])
     ap.add_argument("overrides", nargs="*", help="train.py overrides for every run")
     args = ap.parse_args()
     print(f"machine: {machine()}\n\n{TABLE_HEADER}")
-    ceiling = matmul_gflops(torch.float32)
-    print(f"| ceiling | fp32 matrix product | **{ceiling:,.0f}** | one run | GFLOP/s |  |")
-    for row in measure(args.cells, args.windows, args.repeats, args.batches, overrides=args.overrides, ceiling=ceiling):
+    dtype = torch.bfloat16 if args.precision == "bf16-mixed" else torch.float32
+    ceiling = matmul_gflops(dtype)
+    print(f"| ceiling | {dtype} matrix product | **{ceiling:,.0f}** | one run | GFLOP/s |  |")
+    rows = measure(args.cells, args.windows, args.repeats, args.batches, overrides=args.overrides, ceiling=ceiling,
+                   precision=args.precision)  # fmt: skip
+    for row in rows:
         print(row.markdown(), flush=True)
 
 

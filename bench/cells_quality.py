@@ -9,7 +9,7 @@
    with the recipe's schedule scaled to them (the lr kept for the first 4/7 of the epochs, then halved each
    epoch; the last two epochs averaged).
 2. Learning rate: a short search, a quarter epoch at each of --lrs (SGD, as the recipe), the best validation
-   perplexity kept.
+   perplexity kept; where the best is the grid's edge, half or twice it is tried too (twice at most).
 3. The run: train.py experiment=ptb_cpu_18min with those epochs and that rate; its stream-level test perplexity
    (the best validation checkpoint's).
 Steps 2 and 3 train in processes of their own, --jobs at a time with the cores shared out: their results are
@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import statistics
 from concurrent.futures import ThreadPoolExecutor
@@ -67,6 +68,31 @@ def train_all(stage: str, points: dict[str, tuple[str, ...]], jobs: int) -> dict
         return {p: run.result() for p, run in runs.items()}
 
 
+def search_lrs(cells, sized: list[str], lrs, jobs: int, extend: int = 2) -> dict[str, float]:
+    """Each cell's learning rate: a quarter epoch at each of `lrs`, the best validation perplexity kept; where
+    the best is the grid's lowest (highest), half (twice) it is tried too, up to `extend` times."""
+    tried: dict[str, dict[float, float]] = {c: {} for c in cells}
+    todo = {c: list(lrs) for c in cells}
+    for _ in range(extend + 1):
+        points = {f"{c}-lr{lr:g}": (f"model={c}", *sized, f"optim.lr={lr:g}", "trainer.max_epochs=1",
+                                    "trainer.limit_train_batches=0.25", "module.averaging.kind=none")
+                  for c in cells for lr in todo[c]}  # fmt: skip
+        got = train_all("lr-search", points, jobs)
+        for c in cells:
+            for lr in todo[c]:
+                ppl = got[f"{c}-lr{lr:g}"]["val/ppl"]
+                tried[c][lr] = ppl if math.isfinite(ppl) else math.inf  # diverged
+        todo = {}
+        for c in cells:
+            best = min(tried[c], key=tried[c].get)
+            edge = best / 2 if best == min(tried[c]) else best * 2 if best == max(tried[c]) else None
+            if edge is not None:
+                todo[c] = [edge]
+        if not todo:
+            break
+    return {c: min(tried[c], key=tried[c].get) for c in cells}
+
+
 def schedule(ratio: float) -> list[str]:
     """The recipe's epochs and schedule scaled to a cell's speed (the same wall time as the LSTM's 7 epochs)."""
     epochs = max(1, round(EPOCHS * ratio))
@@ -80,17 +106,13 @@ def measure(cells=CELLS, lrs=(10, 20, 40), jobs: int = 2, rounds: int = 2, batch
     budget = count({"cell": "lstm", "tie_weights": True, "embed_size": 200, "hidden_size": 200}, vocab, 200)
     sized = ["model.tie_weights=true", f"model.params={budget}", *overrides]
     ratios = speed_ratios(cells, budget, rounds, batches, warmup, overrides)
-    search = {f"{c}-lr{lr}": (f"model={c}", *sized, f"optim.lr={lr}", "trainer.max_epochs=1",
-                              "trainer.limit_train_batches=0.25", "module.averaging.kind=none")
-              for c in cells for lr in lrs}  # fmt: skip
-    searched = train_all("lr-search", search, jobs)
-    best = {c: min(lrs, key=lambda lr: searched[f"{c}-lr{lr}"]["val/ppl"]) for c in cells}
-    finals = {c: (f"model={c}", *sized, f"optim.lr={best[c]}", *schedule(ratios[c])) for c in cells}
+    best = search_lrs(cells, sized, lrs, jobs)
+    finals = {c: (f"model={c}", *sized, f"optim.lr={best[c]:g}", *schedule(ratios[c])) for c in cells}
     got = train_all("runs", finals, jobs)
     rows = []
     for c in cells:
         epochs = got[c]["epochs"]
-        what = f"{c} at {budget:,} parameters, {RECIPE}'s time ({epochs} epochs, lr {best[c]})"
+        what = f"{c} at {budget:,} parameters, {RECIPE}'s time ({epochs} epochs, lr {best[c]:g})"
         rows += [
             Row(f"quality/cells/{c}/test-ppl", f"{what}: stream-level test ppl", [got[c]["test/ppl"]], "ppl", "lower"),
             Row(f"quality/cells/{c}/speed-vs-lstm", f"{c}: training tokens/s / the LSTM's, {RECIPE}'s settings",

@@ -79,10 +79,15 @@ def section_train(plan: Plan, overrides, ceilings: dict[str, float]) -> list[Row
 
 def section_cells(plan: Plan, overrides, ceilings: dict[str, float]) -> list[Row]:
     from bench.cells import measure
+    from rnnlm.precision import bf16_usable
 
     batches, warmup = (40, 8) if plan.repeats > 1 else (6, 1)
-    return measure(repeats=plan.repeats, batches=batches, warmup=warmup, overrides=overrides,
+    rows = measure(repeats=plan.repeats, batches=batches, warmup=warmup, overrides=overrides,
                    ceiling=ceilings.get("fp32"))  # fmt: skip
+    if plan.repeats > 1 and bf16_usable("cpu"):  # where bf16 is native the cells compare otherwise (docs/CELLS.md)
+        rows += measure(windows=(35,), repeats=plan.repeats, batches=batches, warmup=warmup, overrides=overrides,
+                        ceiling=ceilings.get("bf16"), precision="bf16-mixed")  # fmt: skip
+    return rows
 
 
 def section_cells_quality(plan: Plan, overrides) -> list[Row]:

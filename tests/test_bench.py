@@ -146,10 +146,10 @@ def check_cells_rows(rows: list[dict]) -> None:
         assert abs(values[f"cells/{cell}/params"][0] - budget) <= 0.05 * budget
         assert 0 < values[f"cells/{cell}/flop-share"][0] < 100 and values[f"cells/cpu/{cell}/generation"][0] > 0
         for window in (35, 70):
-            base = f"cells/cpu/{cell}/w{window}"
+            base = f"cells/cpu/{cell}/fp32/w{window}"
             assert values[f"{base}/train"][0] > 0 and values[f"{base}/layers-mfu"][0] > 0
             for kind in ("train", "layers") if cell != "lstm" else ():
-                expected = values[f"{base}/{kind}"][0] / values[f"cells/cpu/lstm/w{window}/{kind}"][0]
+                expected = values[f"{base}/{kind}"][0] / values[f"cells/cpu/lstm/fp32/w{window}/{kind}"][0]
                 assert values[f"{base}/{kind}-vs-lstm"] == pytest.approx([expected])
 
 

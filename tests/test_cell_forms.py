@@ -19,7 +19,8 @@ from rnnlm.models.cells.qrnn import QRNNLayer
 from rnnlm.models.cells.scan import Stepped, doubling_scan
 from rnnlm.models.regularisers import hidden_weight_names
 from rnnlm.models.rnn_lm import RNNLanguageModel
-from tests.conftest import TINY_EVAL, eval_here, tiny_overrides, train_here
+from rnnlm.run.config_checks import check_config
+from tests.conftest import TINY_EVAL, compose_config, eval_here, tiny_overrides, train_here
 
 NEW_CELLS = ("qrnn", "mogrifier", "mingru", "minlstm")
 BATCH, STEPS, IN, OUT = 3, 25, 7, 6
@@ -142,6 +143,11 @@ def test_bad_cell_settings_are_refused_naming_the_setting():
         network_settings({"cell": "mogrifier", "rounds": -1})
     with pytest.raises(UserError, match=r"^model.cell=mogrify is not a known cell: use one of .*mogrifier"):
         network_settings({"cell": "mogrify"})
+    # As train.py checks a config, before any data is read (Hydra itself refuses model.weight_drop without +).
+    with pytest.raises(UserError, match=r"^model.weight_drop applies to the .* cells only: drop it for model=mingru"):
+        check_config(compose_config("model=mingru", "+model.weight_drop=0.2"))
+    with pytest.raises(UserError, match=r"^model.params='2.6X' is not a parameter count"):
+        check_config(compose_config("model=qrnn", "model.params=2.6X"))
 
 
 @pytest.mark.parametrize("cell", NEW_CELLS)

@@ -40,6 +40,13 @@ def check_budget(key: str, value: Any) -> None:
         parse_count(key, value)
 
 
+def check_scalable(model: dict[str, Any]) -> None:
+    if not isinstance(model.get("hidden_size", 0), int):
+        widths = list(model["hidden_size"])
+        raise UserError(f"model.params scales one width for every layer, not model.hidden_size={widths}: "
+                        "give model.hidden_size one number, or drop model.params.")  # fmt: skip
+
+
 def scaled(model: dict[str, Any]) -> list[str]:
     """The settings model.params sets."""
     tied = model.get("tie_weights") and not model.get("linear_hidden_sizes")
@@ -60,10 +67,7 @@ def fit_budget(model: dict[str, Any], vocab_size: int) -> dict[str, Any]:
     if model.get("params") is None:
         return model
     budget = parse_count("model.params", model["params"])
-    if not isinstance(model.get("hidden_size", 0), int):
-        widths = list(model["hidden_size"])
-        raise UserError(f"model.params scales one width for every layer, not model.hidden_size={widths}: "
-                        "give model.hidden_size one number, or drop model.params.")  # fmt: skip
+    check_scalable(model)
     low, high = 1, WIDEST  # the narrowest width whose count reaches the budget
     while low < high:
         mid = (low + high) // 2
