@@ -1,7 +1,7 @@
 """The cells' PTB quality at equal size and equal time: each cell at the tied 2x200 LSTM's parameter count
 (model.params), trained by the ptb_cpu_18min recipe for the wall time the LSTM takes for its 7 epochs.
 
-    python -m bench.cells_quality                  # every cell (about 70 min on 2 cores), prints the table
+    python -m bench.cells_quality                  # the LSTM and the four new cells (about 70 min on 2 cores)
     python -m bench.cells_quality --cells lstm mingru --jobs 1
 
 1. Speed: each cell's training tokens/s in the recipe's own settings (stream windows of 35 over 20 columns, its
@@ -11,7 +11,7 @@
 2. Learning rate: a short search, a quarter epoch at each of --lrs (SGD, as the recipe), the best validation
    perplexity kept; where the best is the grid's edge, half or twice it is tried too (twice at most).
 3. The run: train.py experiment=ptb_cpu_18min with those epochs and that rate; its stream-level test perplexity
-   (the best validation checkpoint's).
+   (the best validation checkpoint's). A run that diverges runs again at half the rate (twice at most).
 Steps 2 and 3 train in processes of their own, --jobs at a time with the cores shared out: their results are
 epochs', not seconds', so running two at once only finishes sooner. The speed ratios and every run already
 finished in $BENCH_OUT/cells_quality/ are read, not measured or trained again (delete the folder to redo them).
@@ -35,6 +35,7 @@ from bench.train_throughput import framework_loop
 from rnnlm.models.budget import count
 
 RECIPE = "ptb_cpu_18min"
+QUALITY_CELLS = ("lstm", "qrnn", "mogrifier", "mingru", "minlstm")  # the LSTM and the cells it is measured against
 EPOCHS, KEEP = 7, 4  # the recipe's epochs, and those at the first learning rate
 
 
@@ -65,7 +66,17 @@ def train_all(stage: str, points: dict[str, tuple[str, ...]], jobs: int) -> dict
     threads = max(1, len(os.sched_getaffinity(0)) // jobs)
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         runs = {p: pool.submit(train_point, RECIPE, list(o), root / p, threads) for p, o in points.items()}
-        return {p: run.result() for p, run in runs.items()}
+        return {p: _result(run, root / p) for p, run in runs.items()}
+
+
+def _result(run, folder: Path) -> dict:
+    """A run's metrics; one that diverged (train.py stops it, saying so) scores infinity instead of failing all."""
+    try:
+        return run.result()
+    except RuntimeError:
+        if "training diverged" not in (folder / "stdout.log").read_text():
+            raise
+        return {"val/ppl": math.inf, "test/ppl": math.inf, "epochs": None, "diverged": True}
 
 
 def search_lrs(cells, sized: list[str], lrs, jobs: int, extend: int = 2) -> dict[str, float]:
@@ -76,9 +87,9 @@ def search_lrs(cells, sized: list[str], lrs, jobs: int, extend: int = 2) -> dict
     for _ in range(extend + 1):
         points = {f"{c}-lr{lr:g}": (f"model={c}", *sized, f"optim.lr={lr:g}", "trainer.max_epochs=1",
                                     "trainer.limit_train_batches=0.25", "module.averaging.kind=none")
-                  for c in cells for lr in todo[c]}  # fmt: skip
+                  for c in todo for lr in todo[c]}  # fmt: skip
         got = train_all("lr-search", points, jobs)
-        for c in cells:
+        for c in todo:
             for lr in todo[c]:
                 ppl = got[f"{c}-lr{lr:g}"]["val/ppl"]
                 tried[c][lr] = ppl if math.isfinite(ppl) else math.inf  # diverged
@@ -93,6 +104,25 @@ def search_lrs(cells, sized: list[str], lrs, jobs: int, extend: int = 2) -> dict
     return {c: min(tried[c], key=tried[c].get) for c in cells}
 
 
+def train_finals(cells, sized: list[str], lrs: dict[str, float], ratios: dict[str, float], jobs: int,
+                 retries: int = 2) -> dict[str, dict]:  # fmt: skip
+    """Each cell's run at its searched rate; one that diverges runs again at half the rate (`retries` times at
+    most; a short search can favour a rate the whole run cannot keep). `lrs` is updated to the rates used."""
+    got: dict[str, dict] = {}
+    todo = {c: c for c in cells}  # cell -> its run's folder name
+    for _ in range(retries + 1):
+        points = {name: (f"model={c}", *sized, f"optim.lr={lrs[c]:g}", *schedule(ratios[c]))
+                  for c, name in todo.items()}  # fmt: skip
+        done = train_all("runs", points, jobs)
+        got.update({c: done[name] for c, name in todo.items()})
+        todo = {c: f"{c}-lr{lrs[c] / 2:g}" for c in todo if got[c].get("diverged")}
+        if not todo:
+            break
+        for c in todo:
+            lrs[c] /= 2
+    return got
+
+
 def schedule(ratio: float) -> list[str]:
     """The recipe's epochs and schedule scaled to a cell's speed (the same wall time as the LSTM's 7 epochs)."""
     epochs = max(1, round(EPOCHS * ratio))
@@ -100,18 +130,17 @@ def schedule(ratio: float) -> list[str]:
     return [f"trainer.max_epochs={epochs}", f"scheduler.keep_epochs={keep}", f"module.averaging.start_epoch={averaged}"]
 
 
-def measure(cells=CELLS, lrs=(10, 20, 40), jobs: int = 2, rounds: int = 2, batches: int = 60, warmup: int = 10,
+def measure(cells=QUALITY_CELLS, lrs=(10, 20, 40), jobs: int = 2, rounds: int = 2, batches: int = 60, warmup: int = 10,
             overrides=()) -> list[Row]:  # fmt: skip
     vocab = corpus_tokenizer(overrides).get_vocab_size()
     budget = count({"cell": "lstm", "tie_weights": True, "embed_size": 200, "hidden_size": 200}, vocab, 200)
     sized = ["model.tie_weights=true", f"model.params={budget}", *overrides]
     ratios = speed_ratios(cells, budget, rounds, batches, warmup, overrides)
     best = search_lrs(cells, sized, lrs, jobs)
-    finals = {c: (f"model={c}", *sized, f"optim.lr={best[c]:g}", *schedule(ratios[c])) for c in cells}
-    got = train_all("runs", finals, jobs)
+    got = train_finals(cells, sized, best, ratios, jobs)
     rows = []
     for c in cells:
-        epochs = got[c]["epochs"]
+        epochs = got[c]["epochs"] or 0
         what = f"{c} at {budget:,} parameters, {RECIPE}'s time ({epochs} epochs, lr {best[c]:g})"
         rows += [
             Row(f"quality/cells/{c}/test-ppl", f"{what}: stream-level test ppl", [got[c]["test/ppl"]], "ppl", "lower"),
@@ -123,7 +152,7 @@ def measure(cells=CELLS, lrs=(10, 20, 40), jobs: int = 2, rounds: int = 2, batch
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--cells", nargs="+", default=list(CELLS))
+    ap.add_argument("--cells", nargs="+", default=list(QUALITY_CELLS), help=f"of {', '.join(CELLS)}")
     ap.add_argument("--lrs", nargs="+", type=float, default=[10, 20, 40])
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--rounds", type=int, default=2, help="speed rounds, each cell's run interleaved")

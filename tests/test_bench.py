@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -321,3 +322,25 @@ def test_each_budget_recipe_is_timed_against_its_own_budget(monkeypatch):
     assert rows["quality/budget/ptb_cpu_75min_sentences/test-ppl"].goal == ("<=", 100.0)
     assert "sentence-level" in rows["quality/budget/ptb_cpu_75min_sentences/test-ppl"].what
     assert "stream-level" in rows["quality/budget/ptb_cpu_18min/test-ppl"].what
+
+
+def test_the_cells_quality_search_extends_its_grid_and_reruns_a_diverged_run_at_half_the_rate(monkeypatch):
+    """bench.cells_quality's choices, with each train.py run replaced by a fixed answer: the lr grid grows past an
+    edge that wins, and a final run that diverges runs again at half the rate, in a folder of its own."""
+    from bench import cells_quality
+
+    curve = {"a": {2.5: 700.0, 5: 600.0, 10: 650.0, 20: 900.0, 40: 990.0}, "b": {10: 500.0, 20: 450.0, 40: 400.0, 80: 990.0}}
+    asked: list[list[str]] = []
+
+    def fake(stage, points, jobs):
+        asked.append(sorted(points))
+        if stage == "lr-search":
+            return {p: {"val/ppl": curve[p.split("-lr")[0]][float(p.split("-lr")[1])]} for p in points}
+        return {p: {"diverged": True, "test/ppl": math.inf} if p == "b" else {"test/ppl": 99.0, "epochs": 7}
+                for p in points}  # fmt: skip
+
+    monkeypatch.setattr(cells_quality, "train_all", fake)
+    best = cells_quality.search_lrs(["a", "b"], [], (10, 20, 40), jobs=2)
+    assert best == {"a": 5, "b": 40} and asked[1:] == [["a-lr5", "b-lr80"], ["a-lr2.5"]]
+    got = cells_quality.train_finals(["a", "b"], [], best, {"a": 1.0, "b": 1.0}, jobs=2)
+    assert asked[3:] == [["a", "b"], ["b-lr20"]] and best == {"a": 5, "b": 20} and got["b"]["test/ppl"] == 99.0

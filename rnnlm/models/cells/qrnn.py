@@ -4,7 +4,7 @@ Each layer computes its three gates from a convolution over the inputs, [x_{t-1}
 (window 1): one matrix product for the whole window, since no gate reads the previous state. Then an
 elementwise recurrence, "fo-pooling":
 
-    z_t = tanh(W_z [x_{t-1}, x_t]),  f_t = sigmoid(W_f ...),  o_t = sigmoid(W_o ...)
+    z_t = tanh(W_z [x_{t-1}, x_t] + b_z),  f_t = sigmoid(W_f [...] + b_f),  o_t = sigmoid(W_o [...] + b_o)
     c_t = f_t * c_{t-1} + (1 - f_t) * z_t,   h_t = o_t * c_t
 
 c_t is linear in c_{t-1}: the scan (scan.py) runs it over a window at once, and a window of one token
