@@ -7,11 +7,11 @@ Two forms, the same numbers (tests/test_cell_forms.py):
   takes ceil(log2 T) rounds of whole-tensor elementwise ops: few kernel launches, all of the GPU busy;
 - on a CPU, one fused multiply-add per time step over (batch, size), forward and backward written out
   (`Stepped`), as AWD-LSTM's QRNN kernel does on a GPU: a CPU has few cores to fill, and the doubling scan's
-  log2(T) passes over the whole window plus autograd's record of them cost 5x more at a training window's size.
+  log2(T) passes over the whole window plus autograd's record of them cost 5-7x more at a training window's size.
 Both work in linear space: only products of gates in (0, 1) and sums, so nothing overflows and any sign of b
 is allowed. Feng et al. (2024) run these cells in log space (a cumsum and a logcumsumexp), which needs b > 0
-(their g activation); measured here it was 4x slower than the doubling scan and 40x further from the
-step-by-step result in fp32 (docs/CELLS.md).
+(their g activation); measured here it was 4x slower than the doubling scan and about 70x further from the
+step-by-step result in fp32 (docs/CELLS.md, python -m bench.scan).
 
 The scan runs in fp32 (or fp64) whatever the autocast precision: bf16's 8-bit mantissa cannot hold a sum
 over a window.
