@@ -329,8 +329,10 @@ def test_the_cells_quality_search_extends_its_grid_and_reruns_a_diverged_run_at_
     edge that wins, and a final run that diverges runs again at half the rate, in a folder of its own."""
     from bench import cells_quality
 
-    curve = {"a": {2.5: 700.0, 5: 600.0, 10: 650.0, 20: 900.0, 40: 990.0},
-             "b": {10: 500.0, 20: 450.0, 40: 400.0, 80: 990.0}}
+    curve = {
+        "a": {2.5: 700.0, 5: 600.0, 10: 650.0, 20: 900.0, 40: 990.0},
+        "b": {10: 500.0, 20: 450.0, 40: 400.0, 80: 990.0},
+    }
     asked: list[list[str]] = []
 
     def fake(stage, points, jobs):
