@@ -53,12 +53,16 @@ def corpus_tokenizer(overrides=()):
     return datamodule.tokenizer
 
 
+def lstm_budget(vocab: int) -> int:
+    """The tied 2x200 LSTM's parameter count over `vocab` words: the size every cell is compared at."""
+    return count({"cell": "lstm", "tie_weights": True, "embed_size": 200, "hidden_size": 200}, vocab, 200)
+
+
 def network(cell: str, budget: int, vocab: int):
-    from rnnlm.models.budget import fit_budget
     from rnnlm.models.rnn_lm import RNNLanguageModel
 
     torch.manual_seed(0)
-    return RNNLanguageModel(vocab, **fit_budget({"cell": cell, "tie_weights": True, "params": budget}, vocab))
+    return RNNLanguageModel(vocab, cell, tie_weights=True, params=budget)  # the constructor meets the budget
 
 
 def layers_rate(net, window: int, bf16: bool = False, steps: int = 8) -> float:
@@ -107,7 +111,7 @@ def measure(cells=CELLS, windows=(35, 70), repeats: int = 3, batches: int = 40, 
     prec, bf16 = ("bf16", bf16_usable("cpu")) if precision == "bf16-mixed" else ("fp32", False)
     tokenizer = corpus_tokenizer(overrides)
     vocab = tokenizer.get_vocab_size()
-    budget = count({"cell": "lstm", "tie_weights": True, "embed_size": 200, "hidden_size": 200}, vocab, 200)
+    budget = lstm_budget(vocab)
     nets = {cell: network(cell, budget, vocab) for cell in cells}
     rows: list[Row] = []
     for window in windows:

@@ -29,10 +29,10 @@ from functools import partial
 from pathlib import Path
 
 from bench.awd import train_point
-from bench.cells import CELLS, corpus_tokenizer, stream_config
+from bench.cells import CELLS, corpus_tokenizer, lstm_budget, stream_config
 from bench.common import TABLE_HEADER, Row, config, machine
+from bench.suite import out_dir
 from bench.train_throughput import framework_loop
-from rnnlm.models.budget import count
 
 RECIPE = "ptb_cpu_18min"
 QUALITY_CELLS = ("lstm", "qrnn", "mogrifier", "mingru", "minlstm")  # the LSTM and the cells it is measured against
@@ -42,12 +42,12 @@ EPOCHS, KEEP = 7, 4  # the recipe's epochs, and those at the first learning rate
 def speed_ratios(cells, budget: int, rounds: int, batches: int, warmup: int, overrides=()) -> dict[str, float]:
     """Each cell's training tokens/s over the LSTM's in the recipe's settings, rounds interleaved (medians);
     kept in $BENCH_OUT/cells_quality/speed.json, so a run stopped half-way trains the same epochs when resumed."""
-    saved = Path(os.environ.get("BENCH_OUT", "/tmp/rnnlm-bench"), "cells_quality", "speed.json")
+    saved = out_dir() / "cells_quality" / "speed.json"
     known = json.loads(saved.read_text()) if saved.exists() else {}
     if all(c in known for c in cells):
         return {c: known[c] for c in cells}
     recipe = config(f"experiment={RECIPE}")
-    settings = [f"trainer.precision={recipe.trainer.precision}", f"optim.lr={recipe.optim.lr}", *overrides]
+    settings = [f"trainer.precision={recipe.trainer.precision}", *overrides]
     runs = {c: stream_config(c, 35, budget, batches, settings) for c in dict.fromkeys(["lstm", *cells])}
     loops = {c: partial(framework_loop, cfg, warmup) for c, cfg in runs.items()}
     speeds: dict[str, list[float]] = {c: [] for c in loops}
@@ -62,7 +62,7 @@ def speed_ratios(cells, budget: int, rounds: int, batches: int, warmup: int, ove
 
 def train_all(stage: str, points: dict[str, tuple[str, ...]], jobs: int) -> dict[str, dict]:
     """Each point's train.py run of the recipe in $BENCH_OUT/cells_quality/STAGE/POINT, `jobs` at a time."""
-    root = Path(os.environ.get("BENCH_OUT", "/tmp/rnnlm-bench"), "cells_quality", stage)
+    root = out_dir() / "cells_quality" / stage
     threads = max(1, len(os.sched_getaffinity(0)) // jobs)
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         runs = {p: pool.submit(train_point, RECIPE, list(o), root / p, threads) for p, o in points.items()}
@@ -133,7 +133,7 @@ def schedule(ratio: float) -> list[str]:
 def measure(cells=QUALITY_CELLS, lrs=(10, 20, 40), jobs: int = 2, rounds: int = 2, batches: int = 60, warmup: int = 10,
             overrides=()) -> list[Row]:  # fmt: skip
     vocab = corpus_tokenizer(overrides).get_vocab_size()
-    budget = count({"cell": "lstm", "tie_weights": True, "embed_size": 200, "hidden_size": 200}, vocab, 200)
+    budget = lstm_budget(vocab)
     sized = ["model.tie_weights=true", f"model.params={budget}", *overrides]
     ratios = speed_ratios(cells, budget, rounds, batches, warmup, overrides)
     best = search_lrs(cells, sized, lrs, jobs)

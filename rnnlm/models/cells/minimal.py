@@ -13,7 +13,6 @@ token (generation) steps directly.
 
 from __future__ import annotations
 
-import dataclasses
 from typing import ClassVar
 
 import torch
@@ -69,17 +68,12 @@ class MinLSTMLayer(MinimalLayer):
         return keep, (1 - keep) * candidate
 
 
-@dataclasses.dataclass(kw_only=True)
-class MinimalSettings(LayerSettings):
-    pass
-
-
 class MinGRU(Cell):
-    Settings = MinimalSettings
+    Settings = LayerSettings  # widths, depth, dropout between layers: nothing of its own
     layer: ClassVar[type[MinimalLayer]] = MinGRULayer
 
     @classmethod
-    def build(cls, settings: MinimalSettings, input_size: int) -> nn.Module:
+    def build(cls, settings: LayerSettings, input_size: int) -> nn.Module:
         return stack(settings, input_size, lambda i, width_in, width: cls.layer(width_in, width))
 
 

@@ -7,8 +7,8 @@ Q_i and R_i are full matrices or, with `rank`, products of two thin ones (Q = Q_
 layer is an LSTM: its LSTM weights carry nn.LSTM's names and shapes (weight_ih_l0, weight_hh_l0, bias_ih_l0,
 bias_hh_l0), so a state_dict moves between the two and weight drop masks weight_hh as for model=lstm.
 
-The rounds read the state, so the layer steps through time; each step is one fused LSTM-cell call plus two
-ops per round, and the rounds' products cannot be batched over time. Defaults are the published PTB recipe's
+The rounds read the state, so the layer steps through time; each step is one fused LSTM-cell call plus four
+small ops per round, and the rounds' products cannot be batched over time. Defaults are the published PTB recipe's
 (deepmind/lamb, experiment/mogrifier: 5 rounds; it uses rank 84 at 24M parameters).
 """
 

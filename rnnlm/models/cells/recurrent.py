@@ -14,7 +14,7 @@ from typing import ClassVar
 from torch import nn
 
 from rnnlm.models.cells.base import Cell
-from rnnlm.models.cells.stack import LayerSettings, RNNStack
+from rnnlm.models.cells.stack import LayerSettings, stack
 from rnnlm.models.regularisers import run_weight_dropped
 from rnnlm.models.settings import one_of, rate, setting
 
@@ -69,13 +69,12 @@ class Recurrent(Cell):
 
     @classmethod
     def build(cls, settings: RecurrentSettings, input_size: int) -> nn.Module:
-        sizes, p_hidden = settings.sizes, settings.hidden_dropout()
+        sizes = settings.sizes
         if settings.locked_dropout or len(set(sizes)) > 1:
-            widths = [input_size, *sizes]
-            layers = [cls.layer(settings, widths[i], widths[i + 1], 1, 0.0) for i in range(len(sizes))]
-            return RNNStack(layers, cls.parts, p_hidden, settings.locked_dropout)
+            return stack(settings, input_size, lambda i, width_in, width: cls.layer(settings, width_in, width, 1, 0.0),
+                         parts=cls.parts)  # fmt: skip
         # One library module for all layers (its dropout between them is per element and time step).
-        return cls.layer(settings, input_size, sizes[0], len(sizes), p_hidden)
+        return cls.layer(settings, input_size, sizes[0], len(sizes), settings.hidden_dropout())
 
 
 class RNN(Recurrent):

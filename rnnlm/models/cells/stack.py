@@ -65,12 +65,11 @@ class LayerSettings(NetworkSettings):
 
 
 class RNNStack(nn.Module):
-    def __init__(self, layers: Sequence[nn.Module], parts: int | Sequence[int], dropout_hidden: float,
-                 locked: bool) -> None:  # fmt: skip
-        """`parts`: tensors in each layer's state (2 for LSTM's h and c), one count for all or one per layer."""
+    def __init__(self, layers: Sequence[nn.Module], parts: Sequence[int], dropout_hidden: float, locked: bool) -> None:
+        """`parts`: the tensors in each layer's state (2 for LSTM's h and c)."""
         super().__init__()
         self.layers = nn.ModuleList(layers)
-        self.parts = [parts] * len(layers) if isinstance(parts, int) else list(parts)
+        self.parts = list(parts)
         self.dropout_hidden, self.locked = dropout_hidden, locked
 
     def forward(self, x: torch.Tensor, hidden: tuple[torch.Tensor, ...] | None = None):
@@ -90,10 +89,11 @@ class RNNStack(nn.Module):
         return x, tuple(states)
 
 
-def stack(settings: LayerSettings, input_size: int, layer: Callable[[int, int, int], nn.Module]) -> RNNStack:
-    """An RNNStack of `layer(index, input width, width)` for each of the settings' widths; each layer module
-    says how many tensors its state holds (`parts`, default 1)."""
+def stack(settings: LayerSettings, input_size: int, layer: Callable[[int, int, int], nn.Module],
+          parts: int | None = None) -> RNNStack:  # fmt: skip
+    """An RNNStack of `layer(index, input width, width)` for each of the settings' widths; the tensors in each
+    layer's state are `parts`, or else what each layer module says (its `parts`, default 1)."""
     widths = [input_size, *settings.sizes]
     layers = [layer(i, widths[i], widths[i + 1]) for i in range(len(settings.sizes))]
-    parts = [getattr(m, "parts", 1) for m in layers]
-    return RNNStack(layers, parts, settings.hidden_dropout(), settings.locked_dropout)
+    counts = [parts or getattr(m, "parts", 1) for m in layers]
+    return RNNStack(layers, counts, settings.hidden_dropout(), settings.locked_dropout)
