@@ -34,7 +34,7 @@ CASES = [
     ("unknown-model-key", T, ["+model.hiden_size=3"], 2, "model.hiden_size is not a setting of model: remove it"),
     ("unknown-key-no-plus", T, ["model.hiden_size=3"], HYDRA, "Could not override 'model.hiden_size'."),
     ("unknown-trainer-key", T, ["+trainer.epochs=3"], 2, "trainer.epochs is not a setting of trainer"),
-    ("unknown-option", T, ["model=transformer"], HYDRA, "Could not find 'model/transformer'"),
+    ("unknown-option", T, ["model=transformers"], HYDRA, "Could not find 'model/transformers'"),
     ("unknown-callback-key", T, ["+callbacks.early_stopping.patiance=3"], 2,
      "callbacks.early_stopping could not be built: EarlyStopping.__init__() got an unexpected keyword argument "
      "'patiance'; fix or remove that setting."),

@@ -53,7 +53,7 @@ def test_a_budget_no_width_can_meet_names_the_nearest_count():
         fit_budget({"cell": "lstm", "tie_weights": True, "params": 1000}, PTB_VOCAB)
     assert str(err.value) == (
         f"model.params=1000 cannot be met within 5% by model=lstm over 10,000 words: the nearest is {smallest:,} "
-        f"parameters (model.hidden_size=1); set model.params={smallest} or more."
+        f"parameters (model.hidden_size=1, model.embed_size=1); set model.params={smallest} or more."
     )
     with pytest.raises(UserError, match=r"^model.params scales one width for every layer, not model.hidden_size"):
         fit_budget({"cell": "lstm", "hidden_size": [300, 200], "num_layers": 2, "params": "3M"}, PTB_VOCAB)

@@ -22,7 +22,9 @@ from rnnlm.models.rnn_lm import RNNLanguageModel
 from rnnlm.run.config_checks import check_config
 from tests.conftest import TINY_EVAL, compose_config, eval_here, tiny_overrides, train_here
 
-NEW_CELLS = ("qrnn", "mogrifier", "mingru", "minlstm")
+NEW_CELLS = ("qrnn", "mogrifier", "mingru", "minlstm", "transformer")
+# The tiny runs take tens of optimizer steps: the Transformer's warm-up (500 steps) shortened to fit.
+EXTRA = {"transformer": ("scheduler.warmup_steps=5",)}
 BATCH, STEPS, IN, OUT = 3, 25, 7, 6
 
 
@@ -152,7 +154,8 @@ def test_bad_cell_settings_are_refused_naming_the_setting():
 
 @pytest.mark.parametrize("cell", NEW_CELLS)
 def test_each_cell_trains_and_its_generation_equals_scoring(cell, tiny_corpus, tmp_path):
-    results = train_here(*tiny_overrides(tiny_corpus), f"model={cell}", "trainer.max_epochs=1", run_dir=tmp_path)
+    overrides = (*tiny_overrides(tiny_corpus), f"model={cell}", *EXTRA.get(cell, ()), "trainer.max_epochs=1")
+    results = train_here(*overrides, run_dir=tmp_path)
     best = next((tmp_path / "checkpoints").glob("epoch*.ckpt"))
     again = eval_here(best, tiny_corpus, tmp_path / "eval", *TINY_EVAL)["test/ppl"]
     assert again == pytest.approx(results["test/ppl"], rel=1e-5)  # eval.py rebuilds the cell from the checkpoint

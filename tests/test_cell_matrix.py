@@ -1,4 +1,5 @@
-"""The cell-by-feature matrix: each new cell (qrnn, mogrifier, mingru, minlstm) works everywhere the LSTM works.
+"""The cell-by-feature matrix: each new cell (qrnn, mogrifier, mingru, minlstm, transformer) works everywhere the
+LSTM works.
 
 For every cell: stream mode resumes mid-epoch exactly (its own state layout saved in the checkpoint); a
 sentence-mode run is reproduced by eval.py; two DDP processes on the CPU equal a one-process evaluation;
@@ -30,12 +31,18 @@ from tests.test_resume import signal_at
 
 pytestmark = pytest.mark.slow
 
-CELLS = ("qrnn", "mogrifier", "mingru", "minlstm")
+CELLS = ("qrnn", "mogrifier", "mingru", "minlstm", "transformer")
+# The Transformer: heads whose width (12 / 2) is even, a context (10) a few stream windows long, so the key/value
+# memory slides, and a warm-up (500 steps by default) that fits runs of tens of steps.
+EXTRA = {"transformer": ("model.heads=2", "model.context=10", "scheduler.warmup_steps=5")}
 # Stream mode with an embedding narrower than the layers (12 vs 16): a QRNN's saved last input is told from its c.
 STREAM = ("data.mode=stream", "data.bptt=6", "model.embed_size=12")
-# The width of each tensor of a cell's state (h, c per layer for the Mogrifier; c and the last input, then c,
-# for the QRNN: the first layer has window 2, the second window 1; h per layer for minGRU and minLSTM).
-STATE_WIDTHS = {"qrnn": [16, 12, 16], "mogrifier": [16, 16, 16, 16], "mingru": [16, 16], "minlstm": [16, 16]}
+# The shape of each tensor of a cell's saved state after the ranks and the columns: (1, width) per tensor (h, c per
+# layer for the Mogrifier; c and the last input, then c, for the QRNN: the first layer has window 2, the second
+# window 1; h per layer for minGRU and minLSTM); the Transformer's filled slots (1,), then each layer's keys and
+# values of the last context - 1 = 9 tokens, (9, 12 wide).
+STATE_SHAPES = {"qrnn": [(1, 16), (1, 12), (1, 16)], "mogrifier": [(1, 16)] * 4, "mingru": [(1, 16)] * 2,
+                "minlstm": [(1, 16)] * 2, "transformer": [(1,), *[(9, 12)] * 4]}  # fmt: skip
 # The stream runs: four epochs at a higher rate than Adam's default, so greedy and beam write sentences, not <eos>.
 STREAM_RUN = (*STREAM, "optim.lr=0.01", "trainer.max_epochs=4")
 WINDOWS_PER_EPOCH = 17  # stream windows of 6 tokens in 16 columns of the tiny training split
@@ -53,7 +60,12 @@ def results(run_dir: Path) -> dict:
 
 
 def stream_overrides(corpus, cell: str, *extra: str) -> list[str]:
-    return [*tiny_overrides(corpus), f"model={cell}", *STREAM_RUN, *extra]
+    return [*tiny_overrides(corpus), f"model={cell}", *EXTRA.get(cell, ()), *STREAM_RUN, *extra]
+
+
+def shapes(cell: str, ranks: int, columns: int) -> list[tuple[int, ...]]:
+    """The saved state's shapes: (ranks, first dimension, columns, rest) per tensor."""
+    return [(ranks, s[0], columns, *s[1:]) for s in STATE_SHAPES[cell]]
 
 
 def state_shapes(state: list[torch.Tensor]) -> list[tuple[int, ...]]:
@@ -114,7 +126,7 @@ def stream_run(cell, tiny_corpus, tmp_path_factory) -> Path:
 def sentence_run(cell, tiny_corpus, tmp_path_factory) -> Path:
     """Two sentence-mode epochs of the cell (the default data mode), in fp32."""
     run_dir = tmp_path_factory.mktemp(f"sentences_{cell}") / "run"
-    train_here(*tiny_overrides(tiny_corpus), f"model={cell}", run_dir=run_dir)
+    train_here(*tiny_overrides(tiny_corpus), f"model={cell}", *EXTRA.get(cell, ()), run_dir=run_dir)
     return run_dir
 
 
@@ -128,8 +140,10 @@ def test_stream_mode_resumes_mid_epoch_exactly_with_the_cells_state(cell, stream
     ckpt = torch.load(last, map_location="cpu", weights_only=True)
     assert ckpt["epoch"] == 2 and ckpt["global_step"] == STOP_AT  # mid-epoch
     state = ckpt["rnnlm_stream_hidden"]  # each tensor (ranks, 1, columns, width)
-    assert state_shapes(state) == [(1, 1, 16, w) for w in STATE_WIDTHS[cell]]
-    assert all(t.dtype == torch.float32 and t.abs().sum() > 0 for t in state)
+    assert state_shapes(state) == shapes(cell, 1, 16)
+    floats = state[1:] if cell == "transformer" else state  # the Transformer's first: its filled slots, counted
+    assert all(t.dtype == torch.float32 and t.abs().sum() > 0 for t in floats)
+    assert cell != "transformer" or state[0].tolist() == [[[9] * 16]]
 
     train_here(*overrides, f"ckpt_path={last}", run_dir=tmp_path / "b")
     whole = results(stream_run)
@@ -162,7 +176,8 @@ def test_ddp_on_two_cpu_processes_equals_a_one_process_evaluation(cell, tiny_cor
     """Stream mode, so every rank's own state (the cell's layout) is gathered into the checkpoint."""
     run_dir = tmp_path / "run"
     ddp = ("trainer=ddp_cpu", "data.batch_size=8", "data.eval_batch_size=4", "trainer.max_epochs=1")
-    run_train(*tiny_overrides(tiny_corpus, run_dir), f"model={cell}", *STREAM, *ddp, cwd=tmp_path, timeout=120)
+    run_train(*tiny_overrides(tiny_corpus, run_dir), f"model={cell}", *EXTRA.get(cell, ()), *STREAM, *ddp, cwd=tmp_path,
+              timeout=120)  # fmt: skip
     run = results(run_dir)
     assert run["epochs"] == 1
     single = eval_here(run["best_checkpoint"], tiny_corpus, tmp_path / "eval", "data.mode=stream", "data.bptt=6",
@@ -172,14 +187,15 @@ def test_ddp_on_two_cpu_processes_equals_a_one_process_evaluation(cell, tiny_cor
     state = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)[
         "rnnlm_stream_hidden"
     ]
-    assert state_shapes(state) == [(2, 1, 8, w) for w in STATE_WIDTHS[cell]]  # both ranks' 8 columns
-    assert all(not torch.equal(t[0], t[1]) for t in state)  # each rank's own
+    assert state_shapes(state) == shapes(cell, 2, 8)  # both ranks' 8 columns
+    assert all(not torch.equal(t[0], t[1]) for t in state[cell == "transformer" :])  # each rank's own (not the count)
 
 
 # -- 4. bf16-mixed -------------------------------------------------------------------------------------------
 @pytest.mark.skipif(not cpu_has_bf16(), reason="this CPU has no bf16 instructions")
 def test_bf16_mixed_trains_to_fp32s_perplexity_with_the_recurrence_in_fp32(cell, sentence_run, tiny_corpus, tmp_path):
-    bf16 = train_here(*tiny_overrides(tiny_corpus), f"model={cell}", "trainer.precision=bf16-mixed", run_dir=tmp_path)
+    bf16 = train_here(*tiny_overrides(tiny_corpus), f"model={cell}", *EXTRA.get(cell, ()),
+                      "trainer.precision=bf16-mixed", run_dir=tmp_path)  # fmt: skip
     fp32 = results(sentence_run)["metrics"]["test/ppl"]
     assert math.isfinite(bf16["test/ppl"]) and bf16["test/ppl"] != fp32  # it did run in bf16
     assert bf16["test/ppl"] == pytest.approx(fp32, rel=0.05)
@@ -192,16 +208,18 @@ def test_bf16_mixed_trains_to_fp32s_perplexity_with_the_recurrence_in_fp32(cell,
         with torch.autocast("cpu", dtype=torch.bfloat16):
             out, state = net.rnn(x)
             outputs, h, start = [], x, 0  # each layer on its own: a window from zeros, one token from its state
-            for layer, parts in zip(net.rnn.layers, net.rnn.parts):
+            for layer, parts in zip(getattr(net.rnn, "layers", []), getattr(net.rnn, "parts", [])):
                 own = state[start] if parts == 1 else tuple(state[start : start + parts])
                 start += parts
                 h, _ = layer(h, None)
                 outputs += [h, layer(h[:, -1:], own)[0]]
-    if cell != "mogrifier":  # the scan's cells: every output and state in fp32 under autocast
+    if cell not in ("mogrifier", "transformer"):  # the scan's cells: every output and state in fp32 under autocast
         assert [t.dtype for t in (out, *outputs, *state)] == [torch.float32] * (1 + len(outputs) + len(state))
+    if cell == "transformer":  # its output through the final layer norm (fp32), its keys and values in bf16
+        assert out.dtype == torch.float32 and {s.dtype for s in state[1:]} == {torch.bfloat16}
     torch.testing.assert_close(out.float(), out32, rtol=0.02, atol=0.02 * out32.abs().max().item())
     for s, s32 in zip(state, state32):
-        torch.testing.assert_close(s.float(), s32, rtol=0.02, atol=0.02 * s32.abs().max().item())
+        torch.testing.assert_close(s.float(), s32.float(), rtol=0.02, atol=0.02 * s32.abs().max().item())
 
 
 # -- 5. tied weights with the adaptive softmax ---------------------------------------------------------------
@@ -230,7 +248,8 @@ def wide_corpus(tmp_path_factory) -> dict[str, Path]:
 def test_tied_weights_with_the_adaptive_softmax_train_evaluate_and_generate(cell, wide_corpus, tmp_path):
     adaptive = ("model.tie_weights=true", "model.output=adaptive", "model.adaptive_cutoffs=[100,400]",
                 "model.adaptive_div_value=1", "callbacks.samples.max_len=5")  # fmt: skip
-    metrics = train_here(*tiny_overrides(wide_corpus), f"model={cell}", *adaptive, run_dir=tmp_path / "run")
+    metrics = train_here(*tiny_overrides(wide_corpus), f"model={cell}", *EXTRA.get(cell, ()), *adaptive,
+                         run_dir=tmp_path / "run")  # fmt: skip
     run = results(tmp_path / "run")
     assert run["history"][1]["val/ppl"] < run["history"][0]["val/ppl"] < 1204  # it learns (1,204: uniform)
     best = run["best_checkpoint"]

@@ -131,6 +131,6 @@ def test_a_registered_toy_cell_trains_in_stream_mode_resumes_and_generates(toy_c
 
 
 def test_a_toy_cell_refuses_the_recurrent_cells_settings(toy_cell, tiny_corpus, tmp_path):
-    others = "rnn, gru, lstm, vanilla, qrnn, mogrifier, mingru and minlstm"
+    others = "rnn, gru, lstm, vanilla, qrnn, mogrifier, mingru, minlstm and transformer"
     with pytest.raises(UserError, match=rf"model.num_layers applies to the {others} cells only"):
         train_here(*tiny_overrides(tiny_corpus), *toy_cell, "+model.num_layers=2", run_dir=tmp_path)

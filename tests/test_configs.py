@@ -44,6 +44,8 @@ def test_optimizer_and_scheduler_configs_build(optim, scheduler, tmp_path):
 
     overrides = [f"optim={optim}"] + ([f"scheduler={scheduler}"] if scheduler != "null" else [])
     cfg = cfg_with(*overrides, output_dir=tmp_path)
+    if scheduler == "warmup":
+        cfg.scheduler.total_steps = 1000  # null takes the trainer's estimate: no trainer here
     module = LanguageModel(
         build_tokenizer(["a b c"]).to_str(),
         dict(cell="gru", embed_size=4, hidden_size=4, num_layers=1),
@@ -52,9 +54,11 @@ def test_optimizer_and_scheduler_configs_build(optim, scheduler, tmp_path):
     )
     out = module.configure_optimizers()
     opt = out["optimizer"] if isinstance(out, dict) else out
-    assert isinstance(opt, torch.optim.Optimizer) and opt.param_groups[0]["lr"] == cfg.optim.lr
+    group = opt.param_groups[0]  # a scheduler keeps the configured rate as initial_lr (warm-up starts lower)
+    assert isinstance(opt, torch.optim.Optimizer) and group.get("initial_lr", group["lr"]) == cfg.optim.lr
     if scheduler != "null":
         assert out["lr_scheduler"]["monitor"] == "val/ppl"
+        assert out["lr_scheduler"]["interval"] == ("step" if scheduler == "warmup" else "epoch")
 
 
 LOGGER_TYPES = {"csv": ["CSVLogger"], "tensorboard": ["TensorBoardLogger"], "wandb": ["WandbLogger"],

@@ -23,7 +23,7 @@ def test_tied_weights_share_storage():
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        (dict(cell="transformer"), "model.cell=transformer is not a known cell"),
+        (dict(cell="transformers"), "model.cell=transformers is not a known cell"),
         (dict(tie_weights=True, embed_size=8, hidden_size=10), "set model.embed_size=10"),
         (dict(tie_weights=True, embed_size=8, linear_hidden_sizes=[6]), "last of model.linear_hidden_sizes"),
         (dict(dropout=1.0), "model.dropout=1.0 must be a number in"),

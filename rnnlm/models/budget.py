@@ -1,10 +1,12 @@
 """`model.params=2.6M`: the widths that give a network that many parameters, so cells compare at equal size.
 
 The count is the one the run's summary prints: every parameter of the network (embedding, cell, head, output
-layer), a tied matrix once. It scales model.hidden_size (one width for every layer) and, when the output
-layer is tied to the embedding with no head between, model.embed_size with it (tying needs them equal);
-every other setting stays as given. The network is built on the meta device to count, so no memory is
-touched; widths from 1 to 65,536 are searched and the count nearest the budget is taken, within 5%.
+layer), a tied matrix once. Each cell's settings say which widths it scales (`budget_widths`): for the
+recurrent cells model.hidden_size (one width for every layer) and, when the output layer is tied to the
+embedding with no head between, model.embed_size with it (tying needs them equal); the Transformer scales its
+model and feed-forward widths together. Every other setting stays as given. The network is built on the meta
+device to count, so no memory is touched; steps from 1 to 65,536 are searched and the count nearest the budget
+is taken, within 5%.
 """
 
 from __future__ import annotations
@@ -47,16 +49,23 @@ def check_scalable(model: dict[str, Any]) -> None:
                         "give model.hidden_size one number, or drop model.params.")  # fmt: skip
 
 
+def widths(model: dict[str, Any], step: int) -> dict[str, int]:
+    """The widths model.params sets, at step `step` of the search: its cell's to say (budget_widths)."""
+    from rnnlm.models.cells import cell_class
+
+    return cell_class(model.get("cell", "lstm")).Settings.budget_widths(model, step)
+
+
 def scaled(model: dict[str, Any]) -> list[str]:
     """The settings model.params sets."""
-    tied = model.get("tie_weights") and not model.get("linear_hidden_sizes")
-    return ["hidden_size", "embed_size"] if tied else ["hidden_size"]
+    return list(widths(model, 1))
 
 
-def count(model: dict[str, Any], vocab_size: int, width: int) -> int:
+def count(model: dict[str, Any], vocab_size: int, step: int | None = None) -> int:
+    """The parameters of the network `model` describes, at the widths of search step `step` (None: as given)."""
     from rnnlm.models.rnn_lm import RNNLanguageModel
 
-    settings = {**model, "params": None, **dict.fromkeys(scaled(model), width)}
+    settings = {**model, "params": None, **(widths(model, step) if step is not None else {})}
     with torch.device("meta"):
         net = RNNLanguageModel(vocab_size, **settings)
     return sum(p.numel() for p in net.parameters())
@@ -73,11 +82,11 @@ def fit_budget(model: dict[str, Any], vocab_size: int) -> dict[str, Any]:
         mid = (low + high) // 2
         low, high = (mid + 1, high) if count(model, vocab_size, mid) < budget else (low, mid)
     nearest = min({max(low - 1, 1), low}, key=lambda w: abs(count(model, vocab_size, w) - budget))
-    got = count(model, vocab_size, nearest)
+    got, sized = count(model, vocab_size, nearest), widths(model, nearest)
     if abs(got - budget) > TOLERANCE * budget:
+        named = ", ".join(f"model.{k}={v}" for k, v in sized.items())
         raise UserError(
             f"model.params={model['params']} cannot be met within 5% by model={model.get('cell', 'lstm')} over "
-            f"{vocab_size:,} words: the nearest is {got:,} parameters (model.hidden_size={nearest}); "
-            f"set model.params={got} or more."
+            f"{vocab_size:,} words: the nearest is {got:,} parameters ({named}); set model.params={got} or more."
         )
-    return {**model, **dict.fromkeys(scaled(model), nearest)}
+    return {**model, **sized}

@@ -99,6 +99,10 @@ class NetworkSettings(ABC):
     def output_size(self) -> int:
         """The width of the cell's output (what the head, or the output layer, reads): each cell's to say."""
 
+    def shape(self) -> str:
+        """The cell in a few words, for the run's summary: each cell's own where it has more to say."""
+        return f"{self.cell} {self.output_size}"
+
     def check(self) -> None:
         """Each field's own check, then the relations between fields (one sentence that says what to change)."""
         for field in dataclasses.fields(self):
@@ -121,6 +125,17 @@ class NetworkSettings(ABC):
                 f"set model.embed_size={last}, make the last layer {self.embed_size} wide, or set "
                 "model.tie_weights=false."
             )
+
+    @classmethod
+    def budget_widths(cls, model: dict[str, Any], step: int) -> dict[str, int]:
+        """The widths `model.params` sets at search step `step` (rnnlm.models.budget): model.hidden_size, and
+        model.embed_size with it when the output layer is tied to the embedding with no head between."""
+        tied = model.get("tie_weights", cls.defaults_of("tie_weights")) and not model.get("linear_hidden_sizes")
+        return dict.fromkeys(["hidden_size", "embed_size"] if tied else ["hidden_size"], step)
+
+    @classmethod
+    def defaults_of(cls, name: str) -> Any:
+        return next(f.default for f in dataclasses.fields(cls) if f.name == name)
 
     def rate(self, value: float | None) -> float:
         """An unset rate is model.dropout (pytorch/examples' one rate); AWD-LSTM sets each apart."""

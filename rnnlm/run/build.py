@@ -154,7 +154,7 @@ def sized_model(model: dict, vocab_size: int) -> dict:
     if sized is not model:
         widths = ", ".join(f"model.{k}={sized[k]}" for k in scaled(model))
         log.info("model.params=%s: %s (%s parameters)", model["params"], widths,
-                 f"{count(sized, vocab_size, sized['hidden_size']):,}")  # fmt: skip
+                 f"{count(sized, vocab_size):,}")  # fmt: skip
     return sized
 
 

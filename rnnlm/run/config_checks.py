@@ -46,13 +46,13 @@ def _call(fn: Callable, node: DictConfig, skip: Iterable[str] = ()) -> None:
 
 def check_model(model: DictConfig) -> None:
     """The cell's declared settings (rnnlm.models.settings): unknown keys, types, ranges, relations."""
-    from rnnlm.models.budget import check_scalable, scaled
+    from rnnlm.models.budget import check_scalable, widths
     from rnnlm.models.cells import network_settings
 
     values = OmegaConf.to_container(model, resolve=True)
-    if values.get("params") is not None:  # the widths are the budget's to set: check them as equal
+    if values.get("params") is not None:  # the widths are the budget's to set: check them as the budget sets them
         check_scalable(values)
-        values.update(dict.fromkeys(scaled(values), values.get("hidden_size")))
+        values.update(widths(values, 1))
     network_settings(values)
 
 

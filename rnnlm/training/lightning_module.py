@@ -30,7 +30,7 @@ from rnnlm.training.compiled import maybe_compile
 from rnnlm.training.gradients import clip_and_check
 from rnnlm.training.metrics import CorpusNLL
 from rnnlm.training.objective import check_loss_average, check_penalties, score_window, training_loss
-from rnnlm.training.schedulers import scaled_learning_rate
+from rnnlm.training.schedulers import run_steps, scaled_learning_rate
 from rnnlm.training.step_logging import log_this_step
 from rnnlm.training.stream_state import StreamState
 
@@ -113,6 +113,13 @@ class LanguageModel(L.LightningModule):
         metric.reset()
         self.log_dict({f"{split}/loss": nll.float(), f"{split}/ppl": nll.exp().float()}, prog_bar=split != "train")
 
+    def on_train_start(self) -> None:
+        # total_steps null: the run's length, known once its data is set up (asking earlier sets the data up
+        # before a resumed run has put its sampler back).
+        for config in self.trainer.lr_scheduler_configs:
+            if getattr(config.scheduler, "total_steps", 0) is None:
+                config.scheduler.run_length(run_steps(self.trainer.estimated_stepping_batches))
+
     def on_train_epoch_end(self) -> None:
         self._log_corpus("train")
 
@@ -139,8 +146,10 @@ class LanguageModel(L.LightningModule):
             return optimizer
         sched_cfg = dict(self.hparams.scheduler)
         monitor = sched_cfg.pop("monitor", "val/ppl")
+        interval = sched_cfg.pop("interval", "epoch")  # step: a per-step schedule (warm-up)
         scheduler = instantiate(sched_cfg, optimizer=optimizer)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "monitor": monitor}}
+        return {"optimizer": optimizer,
+                "lr_scheduler": {"scheduler": scheduler, "monitor": monitor, "interval": interval}}  # fmt: skip
 
     def configure_callbacks(self) -> list[L.Callback]:
         return [WeightAveraging()] if self.averaging.kind != "none" else []

@@ -20,6 +20,7 @@ REGISTRY: dict[str, Any] = {
     "mogrifier": "rnnlm.models.cells.mogrifier:Mogrifier",
     "mingru": "rnnlm.models.cells.minimal:MinGRU",
     "minlstm": "rnnlm.models.cells.minimal:MinLSTM",
+    "transformer": "rnnlm.models.cells.transformer:Transformer",
 }
 
 

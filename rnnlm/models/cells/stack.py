@@ -52,6 +52,13 @@ class LayerSettings(NetworkSettings):
     def output_size(self) -> int:
         return self.sizes[-1]
 
+    def shape(self) -> str:
+        """lstm 2 x 200, or lstm 1150-1150-400 for one size per layer."""
+        sizes = self.sizes
+        if len(set(sizes)) == 1:
+            return f"{self.cell} {len(sizes)} x {sizes[0]}"
+        return f"{self.cell} {'-'.join(map(str, sizes))}"
+
     def check_relations(self) -> None:
         if not isinstance(self.hidden_size, int) and len(self.hidden_size) != self.num_layers:
             raise UserError(

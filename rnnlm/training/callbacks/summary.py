@@ -32,7 +32,7 @@ class ParameterSummary(ModelSummary):
         log.info("model: %s, %s parameters (%.1f MB in fp32)", net.cell, f"{total:,}", total * 4 / 2**20)
         rows = [
             ("embedding", f"{net.embedding.num_embeddings:,} x {net.embedding.embedding_dim}", _count(net.embedding)),
-            ("rnn", _rnn_shape(net.cell, getattr(net.settings, "sizes", [net.settings.output_size])), _count(net.rnn)),
+            ("rnn", net.settings.shape(), _count(net.rnn)),
         ]
         if len(net.head):
             rows.append(("head", " -> ".join(str(s) for s in cfg.get("linear_hidden_sizes", [])), _count(net.head)))
@@ -51,8 +51,3 @@ def _decoder(net, cfg) -> tuple[str, int]:
     tied = net.decoder.weight is net.embedding.weight
     count = net.decoder.bias.numel() if tied else _count(net.decoder)
     return f"{net.decoder.in_features} -> {net.decoder.out_features:,}" + (" (tied: bias only)" if tied else ""), count
-
-
-def _rnn_shape(cell: str, sizes: list[int]) -> str:
-    """lstm 2 x 200, or lstm 1150-1150-400 for one size per layer."""
-    return f"{cell} {len(sizes)} x {sizes[0]}" if len(set(sizes)) == 1 else f"{cell} {'-'.join(map(str, sizes))}"
