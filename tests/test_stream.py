@@ -232,8 +232,12 @@ def test_a_stream_model_generates_from_eos_and_eval_py_reproduces_its_test_ppl(s
     got = evaluate(compose_config(*common, "data.mode=stream", "data.eval_batch_size=2", config="eval",
                                   run_dir=stream_run.parent / "eval"))  # fmt: skip
     assert got["test/ppl"] == pytest.approx(results(stream_run)["metrics"]["test/ppl"], rel=1e-5)
-    evaluate(compose_config(*common, config="eval", run_dir=stream_run.parent / "eval2"))
+    sentences = evaluate(compose_config(*common, config="eval", run_dir=stream_run.parent / "eval2"))
     assert "was trained with data.mode=stream and is evaluated here with data.mode=sentences" in caplog.text
+    # Sentence-level: each test sentence alone, read after an <eos> as the model always read one; score() agrees.
+    lines = tiny_corpus["test"].read_text().splitlines()
+    scored = score(model.net, model.tokenizer, lines, data_mode="stream")
+    assert sentences["test/ppl"] == pytest.approx(scored.corpus_ppl, rel=1e-5)
 
 
 @pytest.mark.parametrize("extra, message", [

@@ -58,8 +58,39 @@ def test_cell_by_size_sweep_and_its_report(tiny_corpus, tmp_path, capsys):
         assert float(r["best val/ppl"]) == pytest.approx(min(column(logged, "val/ppl")), rel=1e-6)
         assert [float(r["test/ppl"])] == pytest.approx(column(logged, "test/ppl"), rel=1e-6)
         assert float(r["wall time"]) == pytest.approx(results["wall_time_s"]) and 0 < results["wall_time_s"] < sweep_s
-    for png in ("val_ppl.png", "ppl_vs_params.png"):
+    for png in ("val_ppl.png", "ppl_vs_time.png", "ppl_vs_params.png"):
         assert (sweep_dir / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+EVERY_CELL = ("lstm", "gru", "qrnn", "mogrifier", "mingru", "minlstm", "transformer")
+
+
+@pytest.mark.slow
+def test_every_cell_at_one_budget_and_the_report_against_time(tiny_corpus, tmp_path, capsys):
+    """The cells issue's sweep, scaled to the tiny corpus: every cell at one parameter count (20K, tied), then
+    the report's parameters, tokens/s, perplexities and its plot of perplexity against training time."""
+    sweep_dir = tmp_path / "sweep"
+    cells = ",".join(EVERY_CELL)
+    run_train(*sweep_overrides(tiny_corpus, sweep_dir), f"model={cells}", "model.params=20K", "model.tie_weights=true",
+              cwd=tmp_path)  # fmt: skip
+    jobs = [json.loads((job / "results.json").read_text()) for job in sorted(sweep_dir.glob("[0-9]*"))]
+    assert sorted(r["cell"] for r in jobs) == sorted(EVERY_CELL)
+    for r in jobs:
+        assert abs(r["num_params"] - 20_000) <= 1_000, r["cell"]  # within 5% of the budget
+        times = [h["time_s"] for h in r["history"]]
+        assert len(times) == 2 and 0 < times[0] < times[1] < r["wall_time_s"], r["cell"]
+    transformer = next(sweep_dir / str(i) for i, r in enumerate(jobs) if r["cell"] == "transformer")
+    assert "rnnlm.training.schedulers.Warmup" in (transformer / ".hydra" / "config.yaml").read_text()  # its own
+
+    assert main([str(sweep_dir)]) == 0
+    assert "7 runs, sorted by val/ppl" in capsys.readouterr().out
+    with open(sweep_dir / "report.csv") as f:
+        rows = {r["cell"]: r for r in csv.DictReader(f)}
+    for r in jobs:
+        row = rows[r["cell"]]
+        assert int(row["params"]) == r["num_params"] and float(row["tokens/s"]) == pytest.approx(r["tokens_per_sec"])
+        assert float(row["test/ppl"]) == pytest.approx(r["metrics"]["test/ppl"])
+    assert (sweep_dir / "ppl_vs_time.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def column(logged: list[dict], key: str) -> list[float]:

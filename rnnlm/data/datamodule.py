@@ -79,6 +79,9 @@ class LanguageDataModule(L.LightningDataModule):
                                      **source_args)  # fmt: skip
         self.batch_size, self.max_tokens = batch_size, max_tokens
         self.eval_batch_size = eval_batch_size or batch_size
+        # The token a sentence starts after: <sos>, or <eos> for a stream-trained model read over sentences
+        # (it only ever saw a sentence follow an <eos>; eval.py sets it from the checkpoint).
+        self.sentence_start = "sos"
         self.bucket_width = bucket_width
         self.num_workers, self.seed = num_workers, seed
 
@@ -163,7 +166,7 @@ class LanguageDataModule(L.LightningDataModule):
             dataset, order = self._stream(split)
         else:
             ids = self.ids
-            dataset = SentenceDataset(self.splits[split], ids["pad"], ids["sos"], ids["eos"])
+            dataset = SentenceDataset(self.splits[split], ids["pad"], ids[self.sentence_start], ids["eos"])
             order = self.sampler(split)
         return make_loader(dataset, order, split == "train", self.num_workers, self.seed)
 

@@ -43,6 +43,8 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
             log.warning("%s was trained with data.mode=%s and is evaluated here with data.mode=%s; add "
                         "data.mode=%s for the numbers of its own kind", cfg.ckpt_path, trained_mode,
                         datamodule.mode, trained_mode)  # fmt: skip
+        if trained_mode == "stream":  # each sentence read after an <eos>, as the model always read one
+            datamodule.sentence_start = "eos"
         metrics: dict[str, float] = {}
         try:
             with ranks_end_together(trainer):

@@ -5,6 +5,7 @@ train.py writes at the end) and writes, next to them:
   report.md / report.csv   one row per run: overrides, parameters, best val ppl, test ppl, epochs,
                            tokens/s, wall time; sorted by the metric; runs without results listed last
   val_ppl.png              validation perplexity per epoch, every run on one plot, coloured by cell
+  ppl_vs_time.png          validation perplexity against training time (each epoch's end), the same runs
   ppl_vs_params.png        best metric against parameter count
 """
 
@@ -27,6 +28,7 @@ from rnnlm.files import atomic_open
 CELL_COLOURS = {
     "rnn": "tab:blue", "gru": "tab:orange", "lstm": "tab:green", "vanilla": "tab:red",
     "qrnn": "tab:purple", "mogrifier": "tab:brown", "mingru": "tab:pink", "minlstm": "tab:olive",
+    "transformer": "tab:cyan",
 }  # fmt: skip
 COLUMNS = ["run", "overrides", "cell", "params", "best val/ppl", "test/ppl", "epochs", "tokens/s", "wall time"]
 
@@ -147,23 +149,30 @@ def plot(runs: list[Run], metric: str, out_dir: Path) -> list[Path]:
     done = [r for r in runs if r.results]
     written = []
 
-    fig, ax = plt.subplots(figsize=(8, 5))
-    seen = set()
-    for run in done:
-        points = [(h["epoch"], h["val/ppl"]) for h in run.history if "val/ppl" in h]
-        if not points:
-            continue
-        label = run.cell if run.cell not in seen else None
-        seen.add(run.cell)
-        xs, ys = zip(*points)
-        ax.plot(xs, ys, marker="o", color=CELL_COLOURS.get(run.cell, "tab:gray"), alpha=0.8, label=label)
-        ax.annotate(run.name, (xs[-1], ys[-1]), fontsize=7, xytext=(3, 0), textcoords="offset points")
-    ax.set(xlabel="epoch", ylabel="validation perplexity", title="Validation perplexity per epoch")
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.grid(alpha=0.3)
-    if seen:
-        ax.legend(title="cell")
-    written.append(_save(fig, out_dir / "val_ppl.png"))
+    for x, xlabel, name in (
+        ("epoch", "epoch", "val_ppl.png"),
+        ("time_s", "training time (minutes)", "ppl_vs_time.png"),
+    ):
+        fig, ax = plt.subplots(figsize=(8, 5))
+        seen = set()
+        for run in done:
+            scale = 60 if x == "time_s" else 1
+            points = [(h[x] / scale, h["val/ppl"]) for h in run.history if "val/ppl" in h and x in h]
+            if not points:
+                continue
+            label = run.cell if run.cell not in seen else None
+            seen.add(run.cell)
+            xs, ys = zip(*points)
+            ax.plot(xs, ys, marker="o", color=CELL_COLOURS.get(run.cell, "tab:gray"), alpha=0.8, label=label)
+            ax.annotate(run.name, (xs[-1], ys[-1]), fontsize=7, xytext=(3, 0), textcoords="offset points")
+        title = "Validation perplexity per epoch" if x == "epoch" else "Validation perplexity against training time"
+        ax.set(xlabel=xlabel, ylabel="validation perplexity", title=title)
+        if x == "epoch":
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(alpha=0.3)
+        if seen:
+            ax.legend(title="cell")
+        written.append(_save(fig, out_dir / name))
 
     fig, ax = plt.subplots(figsize=(8, 5))
     seen = set()
@@ -225,5 +234,5 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     out = args.out or args.sweep_dir
     print(text)
-    print(f"wrote {out}/report.md, report.csv, val_ppl.png, ppl_vs_params.png")
+    print(f"wrote {out}/report.md, report.csv, val_ppl.png, ppl_vs_time.png, ppl_vs_params.png")
     return 0

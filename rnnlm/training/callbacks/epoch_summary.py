@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 import lightning as L
@@ -12,7 +13,8 @@ KEYS = ("train/ppl", "val/ppl", "train/tokens_per_sec")
 
 
 class EpochSummary(L.Callback):
-    """History of finished epochs (train/val perplexity, tokens/s), printed by rank 0 as each one ends.
+    """History of finished epochs (train/val perplexity, tokens/s, the training seconds so far: `time_s`, a
+    resumed run's counted on from its last recorded epoch), printed by rank 0 as each one ends.
 
     Lightning calls callbacks' `on_train_epoch_end` before the module's, where the training perplexity is
     logged, and saves the epoch's checkpoint after both. So an epoch is recorded in the first place after
@@ -23,12 +25,16 @@ class EpochSummary(L.Callback):
     def __init__(self) -> None:
         self.history: list[dict[str, float]] = []
         self._trained: int | None = None  # the epoch whose training batches are done, not yet recorded
+        self._started: float | None = None  # this process's training start (perf_counter)
+        self._before = 0.0  # the training seconds of the run before this process (a resumed run's)
 
     def _record(self, trainer) -> None:
         if self._trained is None:
             return
         m = trainer.callback_metrics
         entry = {"epoch": self._trained, **{k: float(m[k]) for k in KEYS if k in m}}
+        if self._started is not None:  # seconds of training (validation included) since the run began
+            entry["time_s"] = self._before + time.perf_counter() - self._started
         self.history.append(entry)
         self._trained = None
         if trainer.is_global_zero:
@@ -40,6 +46,10 @@ class EpochSummary(L.Callback):
 
     def setup(self, trainer, pl_module, stage: str) -> None:
         self._trainer = trainer
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        self._started = time.perf_counter()
+        self._before = self.history[-1].get("time_s", 0.0) if self.history else 0.0
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
         self._trained = trainer.current_epoch
