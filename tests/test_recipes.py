@@ -80,6 +80,19 @@ def test_the_fine_tuning_stage_and_the_cpu_recipe(tmp_path):
     assert (cpu.scheduler.keep_epochs, cpu.module.averaging.kind, cpu.module.averaging.start_epoch) == (4, "swa", 5)
 
 
+def test_the_transformers_cpu_recipe_is_the_lstm_recipes_budget_with_adam_and_a_warm_up(tmp_path):
+    """ptb_transformer_cpu_18min keeps ptb_cpu_18min's data, size, precision, clipping and averaging of the last two
+    epochs; only the cell and its optimiser change (the fair table in docs/CELLS.md trains both so)."""
+    lstm = compose_config("experiment=ptb_cpu_18min", run_dir=tmp_path)
+    cfg = compose_config("experiment=ptb_transformer_cpu_18min", run_dir=tmp_path)
+    assert cfg.data == lstm.data and cfg.trainer == {**lstm.trainer, "max_epochs": 4}
+    assert (cfg.model.cell, cfg.model.params, cfg.model.tie_weights, cfg.model.hidden_size) == (
+        "transformer", 2653602, True, 800)  # fmt: skip
+    assert (cfg.optim._target_, cfg.optim.lr, cfg.scheduler._target_, cfg.scheduler.warmup_steps) == (
+        "torch.optim.Adam", 0.002, "rnnlm.training.schedulers.Warmup", 1062)  # fmt: skip
+    assert (cfg.module.averaging.kind, cfg.module.averaging.start_epoch) == ("swa", 2)
+
+
 def test_the_longer_cpu_recipes_use_every_awd_part_and_differ_only_in_batching(tmp_path):
     stream = compose_config("experiment=ptb_cpu_75min", run_dir=tmp_path)
     m, mod = stream.model, stream.module
