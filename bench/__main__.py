@@ -14,8 +14,9 @@ against the paper, the first epoch against a plain loop, stream tokens/s), strea
 full run, the larger recipes' cost per epoch), stream_speed (stream tokens/s), awd_speed (AWD-LSTM's speed
 levers), budget and ablation (the CPU recipes trained whole), adaptive (the adaptive softmax), generation
 (sentences/s), padding, data (pipeline times), cells (every cell at the tied 2x200 LSTM's size: training and
-recurrent-layer tokens/s, FLOP share, generation), cells_quality (those cells trained by ptb_cpu_18min for the
-LSTM's time: test ppl; about 70 min), gpu (skipped with a message without CUDA). Extra arguments
+recurrent-layer tokens/s, FLOP share, generation), cells_quality (every cell, the Elman RNN and the Transformer
+too, trained by ptb_cpu_18min for the LSTM's time: stream- and sentence-level test ppl, tokens/s; about 2.5 h),
+gpu (skipped with a message without CUDA). Extra arguments
 are train.py overrides applied to every training and data config, e.g. `data.batch_size=64`. Run it alone
 on the machine: two processes competing for the cores slow each other down.
 """

@@ -37,7 +37,7 @@ from functools import partial
 from pathlib import Path
 
 from bench.awd import ROOT, train_point
-from bench.cells import CELLS, corpus_tokenizer, lstm_budget, stream_config
+from bench.cells import corpus_tokenizer, lstm_budget, stream_config
 from bench.common import TABLE_HEADER, Row, config, machine
 from bench.suite import out_dir
 from bench.train_throughput import framework_loop
@@ -218,7 +218,8 @@ def measure(cells=QUALITY_CELLS, lrs=(10, 20, 40), jobs: int = 2, rounds: int = 
     precision = config(f"experiment={RECIPE}").trainer.precision
     rows = []
     for c in cells:
-        recipe = config(f"experiment={ADAM[c]['recipe'] if c in ADAM else RECIPE}", *final[c])
+        experiment, rest = _recipe(final[c])
+        recipe = config(f"experiment={experiment}", *rest)
         params = count(fit_budget(dict(recipe.model), vocab), vocab)
         epochs = got[c]["epochs"] or 0
         what = f"{c} at {params:,} parameters, {RECIPE}'s time ({epochs} epochs, lr {best[c]:g})"
@@ -231,17 +232,13 @@ def measure(cells=QUALITY_CELLS, lrs=(10, 20, 40), jobs: int = 2, rounds: int = 
                 [tokens[c]], "tok/s", "higher"),
             Row(f"quality/cells/{c}/speed-vs-lstm", f"{c}: training tokens/s / the LSTM's", [ratios[c]], "x", "higher"),
         ]  # fmt: skip
-        print(
-            f"{c}: python train.py experiment={RECIPE} "
-            + " ".join(final_overrides(c, sized, best[c], ratios[c], shares.get(c), steps)),
-            flush=True,
-        )
+        print(f"{c}: python train.py experiment={experiment} {' '.join(rest)}", flush=True)
     return rows
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--cells", nargs="+", default=list(QUALITY_CELLS), help=f"of {', '.join(CELLS)}")
+    ap.add_argument("--cells", nargs="+", default=list(QUALITY_CELLS), help=f"of {', '.join(QUALITY_CELLS)}")
     ap.add_argument("--lrs", nargs="+", type=float, default=[10, 20, 40], help="the SGD cells' search grid")
     ap.add_argument("--lr", nargs="+", default=[], metavar="CELL=LR", help="a cell's rate, given: not searched")
     ap.add_argument("--jobs", type=int, default=2)
