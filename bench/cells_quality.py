@@ -100,10 +100,16 @@ def _result(run, folder: Path) -> dict:
         return {"val/ppl": math.inf, "test/ppl": math.inf, "epochs": None, "diverged": True}
 
 
-def search_lrs(cells, sized: list[str], lrs, jobs: int, extend: int = 2, extra=None) -> dict[str, float]:
+def search_lrs(cells, sized: list[str], lrs, jobs: int, extend: int = 2) -> dict[str, float]:
     """Each cell's learning rate: a quarter epoch at each of `lrs`, the best validation perplexity kept; where
-    the best is the grid's lowest (highest), half (twice) it is tried too, up to `extend` times. `extra`: a
-    cell's own overrides and point-name tag, {cell: (overrides, tag)}; the best perplexity is in `last_ppl`."""
+    the best is the grid's lowest (highest), half (twice) it is tried too, up to `extend` times."""
+    tried = tried_lrs(cells, sized, lrs, jobs, extend)
+    return {c: min(tried[c], key=tried[c].get) for c in cells}
+
+
+def tried_lrs(cells, sized: list[str], lrs, jobs: int, extend: int = 2, extra=None) -> dict[str, dict[float, float]]:
+    """search_lrs's runs: each cell's validation perplexity at each rate tried. `extra`: a cell's own overrides
+    and point-name tag, {cell: (overrides, tag)}."""
     extra = extra or {}
     tried: dict[str, dict[float, float]] = {c: {} for c in cells}
     todo = {c: list(lrs[c] if isinstance(lrs, dict) else lrs) for c in cells}
@@ -126,8 +132,7 @@ def search_lrs(cells, sized: list[str], lrs, jobs: int, extend: int = 2, extra=N
                 todo[c] = [edge]
         if not todo:
             break
-    search_lrs.last_ppl = {c: min(tried[c].values()) for c in cells}
-    return {c: min(tried[c], key=tried[c].get) for c in cells}
+    return tried
 
 
 def search(cells, sized: list[str], lrs, jobs: int, steps: int) -> tuple[dict[str, float], dict[str, float]]:
@@ -140,8 +145,8 @@ def search(cells, sized: list[str], lrs, jobs: int, steps: int) -> tuple[dict[st
         options = {}
         for share in ADAM[c]["warmups"]:
             run = (f"experiment={ADAM[c]['recipe']}", f"scheduler.warmup_steps={max(1, round(share * steps / 4))}")
-            lr = search_lrs([c], sized, {c: ADAM[c]["lrs"]}, jobs, extra={c: (run, f"-w{share:g}")})[c]
-            options[share] = (search_lrs.last_ppl[c], lr)
+            tried = tried_lrs([c], sized, {c: ADAM[c]["lrs"]}, jobs, extra={c: (run, f"-w{share:g}")})[c]
+            options[share] = min((ppl, lr) for lr, ppl in tried.items())
         shares[c] = min(options, key=options.get)
         best[c] = options[shares[c]][1]
     return best, shares

@@ -137,7 +137,7 @@ def test_bad_transformer_settings_are_refused_in_one_sentence(settings, refusal)
 def test_a_bad_setting_is_refused_before_data_is_read():
     with pytest.raises(UserError, match=r"^model.embed_size=30 must split into model.heads=4"):
         check_config(compose_config("model=transformer", "model.embed_size=30"))
-    with pytest.raises(UserError, match=r"^model.num_layers applies to|^model.window applies to the qrnn cells only"):
+    with pytest.raises(UserError, match=r"^model.window applies to the qrnn cells only: drop it for model=transformer"):
         check_config(compose_config("model=transformer", "+model.window=2"))
 
 

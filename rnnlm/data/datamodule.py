@@ -79,9 +79,7 @@ class LanguageDataModule(L.LightningDataModule):
                                      **source_args)  # fmt: skip
         self.batch_size, self.max_tokens = batch_size, max_tokens
         self.eval_batch_size = eval_batch_size or batch_size
-        # The token a sentence starts after: <sos>, or <eos> for a stream-trained model read over sentences
-        # (it only ever saw a sentence follow an <eos>; eval.py sets it from the checkpoint).
-        self.sentence_start = "sos"
+        self.sentence_start = "sos"  # the special a sentence is read after (eval.py: the checkpoint's, tokenizer.py)
         self.bucket_width = bucket_width
         self.num_workers, self.seed = num_workers, seed
 

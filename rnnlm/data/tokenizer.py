@@ -128,3 +128,9 @@ def tokenizer_from_json(text: str) -> Tokenizer:
 
 def special_ids(tok: Tokenizer) -> dict[str, int]:
     return {name: tok.token_to_id(s) for name, s in zip(("pad", "unk", "sos", "eos"), SPECIALS)}
+
+
+def sentence_start(data_mode: str) -> str:
+    """The special a sentence is read after: <sos>, or <eos> for a model trained in stream mode (it only ever saw
+    a sentence follow an <eos>)."""
+    return "eos" if data_mode == "stream" else "sos"

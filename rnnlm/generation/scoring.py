@@ -20,7 +20,7 @@ from rnnlm.data.batch import SentenceDataset
 from rnnlm.data.corpus import EncodedSplit
 from rnnlm.data.sampler import BucketBatchSampler
 from rnnlm.data.stream import eval_columns, to_stream
-from rnnlm.data.tokenizer import special_ids
+from rnnlm.data.tokenizer import sentence_start, special_ids
 from rnnlm.errors import UserError
 from rnnlm.models.rnn_lm import RNNLanguageModel
 
@@ -58,7 +58,7 @@ def score(net: RNNLanguageModel, tokenizer: Tokenizer, sentences: list[str], bat
     split = EncodedSplit.from_ids(encoded)
     if carry_state:
         return _score_stream(net, split, sentences, ids, columns)
-    start = ids["eos" if data_mode == "stream" else "sos"]
+    start = ids[sentence_start(data_mode)]
     data = SentenceDataset(split, ids["pad"], start, ids["eos"])
     device = next(net.parameters()).device
     logprob = np.zeros(len(split), dtype=np.float64)

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field
 import torch
 from tokenizers import Tokenizer
 
-from rnnlm.data.tokenizer import special_ids
+from rnnlm.data.tokenizer import sentence_start, special_ids
 from rnnlm.errors import UserError
 from rnnlm.generation.beam import beam_search
 from rnnlm.generation.sampling import sample_tokens
@@ -80,7 +80,7 @@ class Generator:
         self.net = net.eval()
         self.tok = tokenizer
         self.ids = special_ids(tokenizer)
-        self.start = self.ids["eos" if data_mode == "stream" else "sos"]
+        self.start = self.ids[sentence_start(data_mode)]
         self.device = next(net.parameters()).device
         self.bf16 = False
         self._never = torch.tensor([self.ids["pad"], self.ids["sos"]], device=self.device)

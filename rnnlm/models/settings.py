@@ -130,12 +130,8 @@ class NetworkSettings(ABC):
     def budget_widths(cls, model: dict[str, Any], step: int) -> dict[str, int]:
         """The widths `model.params` sets at search step `step` (rnnlm.models.budget): model.hidden_size, and
         model.embed_size with it when the output layer is tied to the embedding with no head between."""
-        tied = model.get("tie_weights", cls.defaults_of("tie_weights")) and not model.get("linear_hidden_sizes")
+        tied = model.get("tie_weights", cls.defaults()["tie_weights"]) and not model.get("linear_hidden_sizes")
         return dict.fromkeys(["hidden_size", "embed_size"] if tied else ["hidden_size"], step)
-
-    @classmethod
-    def defaults_of(cls, name: str) -> Any:
-        return next(f.default for f in dataclasses.fields(cls) if f.name == name)
 
     def rate(self, value: float | None) -> float:
         """An unset rate is model.dropout (pytorch/examples' one rate); AWD-LSTM sets each apart."""

@@ -12,6 +12,7 @@ from pathlib import Path
 import lightning as L
 from omegaconf import DictConfig
 
+from rnnlm.data.tokenizer import sentence_start
 from rnnlm.files import atomic_open
 from rnnlm.lifecycle.loggers import finish_runs
 from rnnlm.lifecycle.rank_failures import ranks_end_together
@@ -43,8 +44,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
             log.warning("%s was trained with data.mode=%s and is evaluated here with data.mode=%s; add "
                         "data.mode=%s for the numbers of its own kind", cfg.ckpt_path, trained_mode,
                         datamodule.mode, trained_mode)  # fmt: skip
-        if trained_mode == "stream":  # each sentence read after an <eos>, as the model always read one
-            datamodule.sentence_start = "eos"
+        datamodule.sentence_start = sentence_start(trained_mode)  # after <eos> for a stream-trained model
         metrics: dict[str, float] = {}
         try:
             with ranks_end_together(trainer):

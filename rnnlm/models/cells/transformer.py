@@ -70,9 +70,8 @@ class TransformerSettings(NetworkSettings):
     def budget_widths(cls, model: dict[str, Any], step: int) -> dict[str, int]:
         """model.params scales the model width in steps that keep each head's width even, and the feed-forward
         width with it (at the configured ratio, 4 by default)."""
-        defaults = cls()
-        heads = model.get("heads", defaults.heads)
-        ratio = model.get("hidden_size", defaults.hidden_size) / model.get("embed_size", defaults.embed_size)
+        given = {**cls.defaults(), **model}
+        heads, ratio = given["heads"], given["hidden_size"] / given["embed_size"]
         width = 2 * heads * step
         return {"embed_size": width, "hidden_size": max(1, round(ratio * width))}
 
@@ -161,14 +160,16 @@ class TransformerStack(nn.Module):
         kept: list[torch.Tensor] = []
         for block, memory in zip(self.blocks, memories):
             x, keys, values = block(x, memory, angles, mask)
-            kept += [self.remember(memory, 0, keys), self.remember(memory, 1, values)]
+            old_keys, old_values = memory or (None, None)
+            kept += [self.remember(old_keys, keys), self.remember(old_values, values)]
         before = torch.zeros(1, batch, dtype=torch.long, device=x.device) if filled is None else filled
         return self.norm(x), ((before + time).clamp(max=slots), *kept)
 
-    def remember(self, memory, which: int, new: torch.Tensor) -> torch.Tensor:
-        """The last context - 1 tokens' keys (which=0) or values (1), (slots, batch, width), zeros where empty."""
+    def remember(self, old: torch.Tensor | None, new: torch.Tensor) -> torch.Tensor:
+        """The last context - 1 tokens' keys (or values) of the memory `old` and this call's `new`, both (batch,
+        time, width), as (slots, batch, width), zeros where empty."""
         slots = self.context - 1
-        recent = new if memory is None else torch.cat([memory[which].to(new.dtype), new], 1)
+        recent = new if old is None else torch.cat([old.to(new.dtype), new], 1)
         recent = recent[:, -slots:] if slots else recent[:, :0]
         if recent.shape[1] < slots:
             recent = F.pad(recent, (0, 0, slots - recent.shape[1], 0))
