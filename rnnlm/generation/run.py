@@ -9,9 +9,11 @@ from contextlib import contextmanager
 from omegaconf import DictConfig
 
 from rnnlm import checks
+from rnnlm.cli import plain
 from rnnlm.data.reading import read_lines
 from rnnlm.errors import UserError
 from rnnlm.files import WriteError, atomic_open, check_writable
+from rnnlm.generation.adapted import score_adapted
 from rnnlm.generation.scoring import score
 from rnnlm.generation.search import GenerationConfig, Generator
 from rnnlm.models.trained import load_model
@@ -43,7 +45,12 @@ def run(cfg: DictConfig) -> None:
         checks.boolean("carry_state", cfg.carry_state)
         checks.integer("columns", cfg.columns)
         lines = read_lines(cfg.score_path, "score_path")
-        result = score(model.net, model.tokenizer, lines, cfg.batch_size, model.data_mode, cfg.carry_state, cfg.columns)
+        note = ""
+        if cfg.get("adapt") is not None:
+            result, note = score_adapted(model, cfg.ckpt_path, lines, cfg.carry_state, cfg.columns, plain(cfg.adapt))
+        else:
+            result = score(model.net, model.tokenizer, lines, cfg.batch_size, model.data_mode, cfg.carry_state,
+                           cfg.columns)  # fmt: skip
         rows = [
             {"text": s, "logprob": float(lp), "tokens": int(n), "ppl": float(p)}
             for s, lp, n, p in zip(result.sentences, result.logprob, result.tokens, result.ppl)
@@ -53,7 +60,8 @@ def run(cfg: DictConfig) -> None:
         else:
             for r in rows:
                 print(f"{r['logprob']:10.3f}  ppl {r['ppl']:9.2f}  {r['text']}")
-        print(f"corpus ppl {result.corpus_ppl:.4f} over {len(rows)} sentences, {int(result.tokens.sum())} tokens")
+        print(f"corpus ppl {result.corpus_ppl:.4f} over {len(rows)} sentences, {int(result.tokens.sum())} tokens"
+              + (f" ({note})" if note else ""))  # fmt: skip
         return
 
     prompts = read_lines(cfg.prompt_file, "prompt_file") if cfg.prompt_file else [cfg.prompt]

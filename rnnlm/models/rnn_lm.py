@@ -27,6 +27,11 @@ from rnnlm.models.regularisers import dropout, embedding_dropout
 Hidden = torch.Tensor | tuple[torch.Tensor, ...]
 
 
+def detach(hidden: Hidden) -> Hidden:
+    """A state cut from the graph that made it (truncated BPTT: stream mode, adaptation's segments)."""
+    return tuple(h.detach() for h in hidden) if isinstance(hidden, tuple) else hidden.detach()
+
+
 class RNNLanguageModel(nn.Module):
     def __init__(self, vocab_size: int, cell: str = "lstm", **settings: Any) -> None:
         """`settings`: model.* (rnnlm.models.settings and the cell's own); what is absent takes its default.

@@ -27,6 +27,10 @@ log = logging.getLogger("rnnlm")
 
 
 def evaluate(cfg: DictConfig) -> dict[str, float]:
+    if cfg.get("adapt") is not None:
+        from rnnlm.run.adapted import evaluate_adapted
+
+        return evaluate_adapted(cfg)
     check_eval_config(cfg)
     splits = list(cfg.splits)
     started = time.perf_counter()

@@ -14,6 +14,7 @@ import torch
 
 from rnnlm.data.batch import Batch
 from rnnlm.data.sources import SPLITS
+from rnnlm.models.rnn_lm import detach
 
 
 class StreamState:
@@ -45,7 +46,3 @@ class StreamState:
         parts = (hidden,) if isinstance(hidden, torch.Tensor) else hidden
         many = module.trainer.world_size > 1
         return [(module.all_gather(t) if many else t[None]).cpu() for t in parts]
-
-
-def detach(hidden: Any) -> Any:
-    return tuple(h.detach() for h in hidden) if isinstance(hidden, tuple) else hidden.detach()
