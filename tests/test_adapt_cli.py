@@ -3,7 +3,8 @@
 eval.py tunes on val (at most 10 points each), scores test once, writes both to results.json with the static
 score of the same reading, which equals plain eval.py's at one column; the rms statistics are saved beside the
 checkpoint and reused; the checkpoint file is never rewritten; DDP is refused before anything is read. generate.py
-scores a user's lines with the same machinery, per line and for the corpus.
+scores a user's lines with the same machinery, per line and for the corpus. The comparisons of whole eval.py runs
+with each other are in the slow tier.
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ def test_eval_tunes_on_val_and_scores_test(method, stream_ckpt, tiny_corpus, tmp
     assert digest(stream_ckpt) == before  # the adapted weights never reach the checkpoint
 
 
+@pytest.mark.slow
 def test_both_reports_each_method_alone(stream_ckpt, tiny_corpus, tmp_path):
     """adapt=both's dynamic-alone and cache-alone numbers, from its two readings, are those of adapt=dynamic and
     adapt=cache run with the same settings."""
@@ -67,6 +69,7 @@ def test_both_reports_each_method_alone(stream_ckpt, tiny_corpus, tmp_path):
     assert both["test/ppl_static"] == pytest.approx(cached["test/ppl_static"], rel=1e-6) == alone["test/ppl_static"]
 
 
+@pytest.mark.slow
 def test_static_reading_equals_plain_eval_at_one_column(stream_ckpt, tiny_corpus, tmp_path):
     plain = eval_here(stream_ckpt, tiny_corpus, tmp_path / "plain", "data.mode=stream", "data.eval_batch_size=1",
                       "splits=[test]", "trainer.accelerator=cpu")  # fmt: skip
