@@ -163,3 +163,15 @@ def test_the_benchmark_prints_every_method_at_every_segment(stream_ckpt, tiny_co
                                                                          "lr=0.002 decay=0.004 eps=2e-05"]  # fmt: skip
     printed = capsys.readouterr().out
     assert "the first 150 test tokens, stream-level, batch size 1, fp32" in printed and "torch threads" in printed
+
+
+def test_generate_reads_the_statistics_eval_saved(stream_ckpt, tiny_corpus, tmp_path, capsys):
+    """The statistics follow how the model trained, not the reading: a stream model's file, saved by eval.py, serves
+    generate.py's scoring of separate sentences (carry_state=false) too."""
+    stats = ("++adapt.stats_tokens=400", "++adapt.stats_batch_size=8", "adapt.segment=4")
+    eval_here(stream_ckpt, tiny_corpus, tmp_path, "adapt=dynamic", "adapt.search=false", "data.mode=stream",
+              "splits=[test]", "trainer.accelerator=cpu", *stats)  # fmt: skip
+    assert (stream_ckpt.parent / "last.ckpt.rms-stream-n4-b8-t400.pt").is_file()
+    base = ("ckpt_path=" + str(stream_ckpt), f"score_path={tiny_corpus['test']}", "carry_state=false")
+    generate_run(compose_config(*base, "adapt=dynamic", "adapt.lr=1e-3", *stats, config="generate"))
+    assert "(adapt=dynamic; static, in the same reading: " in capsys.readouterr().out.strip().splitlines()[-1]

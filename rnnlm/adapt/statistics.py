@@ -5,7 +5,8 @@ evaluations (and generate.py's scoring) reuse them.
 As Krause et al.'s code gathers them: the network in eval mode, batches of `adapt.stats_batch_size` columns read in
 segments of `adapt.segment` tokens (the state carried), each batch's mean NLL differentiated; a sentence-trained
 model reads whole sentences from zeros instead, as many per batch as hold about the same number of tokens.
-Those batch sizes set the gradients' scale, and the rule's learning rates are relative to it.
+Those batch sizes set the gradients' scale, and the rule's learning rates are relative to it. The layout is how the
+model was trained, whatever the evaluation reads, so eval.py's file serves generate.py's scoring either way.
 """
 
 from __future__ import annotations

@@ -41,7 +41,7 @@ def score_adapted(model: TrainedModel, ckpt_path: str, lines: list[str], carry_s
     start = sentence_start(model.data_mode)
     ms = None
     if settings.dynamic and settings.rule == "rms":
-        ms = load_or_gather(ckpt_path, model.net, None, model.ids, layout, start, settings)
+        ms = load_or_gather(ckpt_path, model.net, None, model.ids, model.data_mode, start, settings)  # as trained
         check_statistics(settings, ms, "none were saved beside the checkpoint for these settings")
     encoded = [e.ids for e in model.tokenizer.encode_batch(sentences, add_special_tokens=False)]
     split = EncodedSplit.from_ids(encoded)

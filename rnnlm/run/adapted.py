@@ -85,7 +85,7 @@ def evaluate_adapted(cfg: DictConfig) -> dict[str, float]:
                     "the numbers of its own kind", cfg.ckpt_path, trained, layout, trained)  # fmt: skip
     level = "stream-level" if layout == "stream" else "sentence-level"
     start = sentence_start(trained)
-    ms = _statistics(cfg, model, datamodule, layout, start, settings)
+    ms = _statistics(cfg, model, datamodule, start, settings)
 
     def text(split: str) -> Reading:
         limit = settings.val_tokens if split == "val" else None
@@ -147,12 +147,13 @@ def _tune(model: TrainedModel, val: Reading, settings: AdaptSettings, ms: list[t
     return best
 
 
-def _statistics(cfg: DictConfig, model: TrainedModel, datamodule, layout: str, start: str,
+def _statistics(cfg: DictConfig, model: TrainedModel, datamodule, start: str,
                 settings: AdaptSettings) -> list[torch.Tensor] | None:  # fmt: skip
+    """Gathered as the model was trained (stream columns or sentences), whatever layout this evaluation reads."""
     if not (settings.dynamic and settings.rule == "rms"):
         return None
     train = datamodule.splits.get("train")
     train = train if train is not None and len(train) else None
-    ms = load_or_gather(cfg.ckpt_path, adaptable(model.net), train, model.ids, layout, start, settings)
+    ms = load_or_gather(cfg.ckpt_path, adaptable(model.net), train, model.ids, model.data_mode, start, settings)
     check_statistics(settings, ms, f"data={cfg.data.get('name', 'this data')} has no training text to gather them from")
     return ms
