@@ -66,10 +66,6 @@ class Pass:
     keys: torch.Tensor | None  # (T, width) fp32: the state each target followed (the cache's keys), when asked
     seconds: float
 
-    @property
-    def ppl(self) -> float:
-        return float(np.exp(self.nll.mean()))
-
 
 def token_nll(net: RNNLanguageModel, features: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """Each target's NLL (fp32) under the output layer, full softmax or adaptive."""

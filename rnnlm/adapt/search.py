@@ -73,6 +73,17 @@ def static(net: nn.Module, text: Reading, segment: int, key: str | None = None) 
     return Scored(None, done.nll, done.nll, done.keys, done.seconds)
 
 
+def adapted_and_static(net: nn.Module, text: Reading, settings: AdaptSettings,
+                       ms: list[torch.Tensor] | None) -> tuple[Scored, Scored]:  # fmt: skip
+    """`text` read adapting, and read static. The cache alone leaves the model as it is, so its reading's model
+    scores are the static ones (no second pass); with dynamic evaluation the static reading keeps its states when
+    the cache is on, so each method alone can come from these two readings (`cache_alone`)."""
+    adapted = score_text(net, text, settings.fitted(len(text)), ms)
+    if not settings.dynamic:
+        return adapted, Scored(None, adapted.model_nll, adapted.model_nll, None, adapted.seconds)
+    return adapted, static(net, text, settings.segment, settings.key if settings.cache else None)
+
+
 def cache_alone(base: Scored, text: Reading, settings: AdaptSettings) -> Scored:
     """The cache of `settings` over a static reading that kept its states: no second pass of the model."""
     return _with_cache(Scored(settings.but(methods=["cache"]), base.nll, base.model_nll, base.keys, base.seconds), text)

@@ -102,13 +102,8 @@ def adapt_settings(node: Any) -> AdaptSettings | None:
     for key in values:
         if key not in accepted:
             raise UserError(f"adapt.{key} is not a setting of adapt: remove it or use one of {', '.join(accepted)}.")
-    for key in ("lr", "decay", "eps", "theta", "lam"):  # YAML reads 5e-5 as a string, and users write 1 for 1.0
-        if isinstance(values.get(key), str):
-            try:
-                values[key] = float(values[key])
-            except ValueError:
-                pass  # the check names it
-        elif isinstance(values.get(key), int) and not isinstance(values.get(key), bool):
+    for key in ("lr", "decay", "eps", "theta", "lam"):  # users write 0 or 1 for 0.0 or 1.0
+        if isinstance(values.get(key), int) and not isinstance(values.get(key), bool):
             values[key] = float(values[key])
     settings = AdaptSettings(**values)
     settings.methods = list(settings.methods) if not isinstance(settings.methods, str) else [settings.methods]

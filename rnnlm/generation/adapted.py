@@ -15,7 +15,7 @@ import numpy as np
 
 from rnnlm.adapt.dynamic import check_statistics
 from rnnlm.adapt.reading import reading
-from rnnlm.adapt.search import score_text, static
+from rnnlm.adapt.search import adapted_and_static
 from rnnlm.adapt.settings import adapt_settings
 from rnnlm.adapt.statistics import load_or_gather
 from rnnlm.data.corpus import EncodedSplit
@@ -48,8 +48,7 @@ def score_adapted(model: TrainedModel, ckpt_path: str, lines: list[str], carry_s
     text = reading(split, model.ids, layout, start)
     if len(text) < 1:
         raise UserError("carry_state=true scores every token after the first: give more than one token to score.")
-    adapted = score_text(model.net, text, settings.fitted(len(text)), ms)
-    base = static(model.net, text, settings.segment)
+    adapted, base = adapted_and_static(model.net, text, settings, ms)
     logprob = -np.bincount(text.line, weights=adapted.nll, minlength=len(sentences))
     tokens = np.bincount(text.line, minlength=len(sentences))
     note = f"adapt={'+'.join(settings.methods)}; static, in the same reading: {base.ppl:.4f}"

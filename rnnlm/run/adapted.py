@@ -17,7 +17,7 @@ from omegaconf import DictConfig
 
 from rnnlm.adapt.dynamic import adaptable, check_statistics
 from rnnlm.adapt.reading import Reading, reading
-from rnnlm.adapt.search import Scored, cache_alone, score_text, search, static
+from rnnlm.adapt.search import Scored, adapted_and_static, cache_alone, search, static
 from rnnlm.adapt.settings import AdaptSettings, adapt_settings
 from rnnlm.adapt.statistics import load_or_gather
 from rnnlm.data.tokenizer import sentence_start
@@ -116,14 +116,8 @@ def evaluate_adapted(cfg: DictConfig) -> dict[str, float]:
 
 
 def _score(model: TrainedModel, words: Reading, settings: AdaptSettings, ms: list[torch.Tensor] | None) -> dict:
-    """One split read adapting and read static. The cache alone leaves the model as it is, so its reading's model
-    scores are the static ones; with both methods each alone comes from the same two readings (the static one keeps
-    its states for the cache), at no third pass."""
-    adapted = score_text(model.net, words, settings.fitted(len(words)), ms)
-    if not settings.dynamic:
-        base = Scored(None, adapted.model_nll, adapted.model_nll, None, adapted.seconds)
-    else:
-        base = static(model.net, words, settings.segment, settings.key if settings.cache else None)
+    """One split's record: adapted and static, and with both methods each alone, from the same two readings."""
+    adapted, base = adapted_and_static(model.net, words, settings, ms)
     entry = {"tokens": len(words), "ppl": adapted.ppl, "static_ppl": base.ppl,
              "tokens_per_sec": adapted.tokens_per_sec, "seconds": adapted.seconds}  # fmt: skip
     if settings.dynamic and settings.cache:
