@@ -24,7 +24,7 @@ from rnnlm.adapt.settings import AdaptSettings, adapt_settings
 from rnnlm.adapt.statistics import gather, load_or_gather, statistics_path
 from rnnlm.data.corpus import EncodedSplit
 from rnnlm.errors import UserError
-from rnnlm.models.cells import REGISTRY
+from rnnlm.models.cells import REGISTRY, cell_class
 from rnnlm.models.rnn_lm import RNNLanguageModel
 
 VOCAB = 30
@@ -35,7 +35,8 @@ LAYOUTS = ("stream", "sentences")
 
 def net_of(cell: str = "lstm", seed: int = 0) -> RNNLanguageModel:
     torch.manual_seed(seed)
-    return RNNLanguageModel(VOCAB, cell, embed_size=12, hidden_size=16, num_layers=2, **CELL_EXTRA.get(cell, {})).eval()
+    layers = {"num_layers": 2} if "num_layers" in cell_class(cell).Settings.names() else {}  # the window has one
+    return RNNLanguageModel(VOCAB, cell, embed_size=12, hidden_size=16, **layers, **CELL_EXTRA.get(cell, {})).eval()
 
 
 def sentences(n: int = 24, seed: int = 0) -> list[list[int]]:

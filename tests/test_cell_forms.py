@@ -22,7 +22,7 @@ from rnnlm.models.rnn_lm import RNNLanguageModel
 from rnnlm.run.config_checks import check_config
 from tests.conftest import TINY_EVAL, compose_config, eval_here, tiny_overrides, train_here
 
-NEW_CELLS = ("qrnn", "mogrifier", "mingru", "minlstm", "transformer")
+NEW_CELLS = ("qrnn", "mogrifier", "mingru", "minlstm", "transformer", "window")
 # The tiny runs take tens of optimizer steps: the Transformer's warm-up (500 steps) shortened to fit.
 EXTRA = {"transformer": ("scheduler.warmup_steps=5",)}
 BATCH, STEPS, IN, OUT = 3, 25, 7, 6

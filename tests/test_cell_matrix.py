@@ -1,5 +1,5 @@
-"""The cell-by-feature matrix: each new cell (qrnn, mogrifier, mingru, minlstm, transformer) works everywhere the
-LSTM works.
+"""The cell-by-feature matrix: each new cell (qrnn, mogrifier, mingru, minlstm, transformer, window) works everywhere
+the LSTM works.
 
 For every cell: stream mode resumes mid-epoch exactly (its own state layout saved in the checkpoint); a
 sentence-mode run is reproduced by eval.py; two DDP processes on the CPU equal a one-process evaluation;
@@ -31,7 +31,7 @@ from tests.test_resume import signal_at
 
 pytestmark = pytest.mark.slow
 
-CELLS = ("qrnn", "mogrifier", "mingru", "minlstm", "transformer")
+CELLS = ("qrnn", "mogrifier", "mingru", "minlstm", "transformer", "window")
 # The Transformer: heads whose width (12 / 2) is even, a context (10) a few stream windows long, so the key/value
 # memory slides, and a warm-up (500 steps by default) that fits runs of tens of steps.
 EXTRA = {"transformer": ("model.heads=2", "model.context=10", "scheduler.warmup_steps=5")}
@@ -40,9 +40,9 @@ STREAM = ("data.mode=stream", "data.bptt=6", "model.embed_size=12")
 # The shape of each tensor of a cell's saved state after the ranks and the columns: (1, width) per tensor (h, c per
 # layer for the Mogrifier; c and the last input, then c, for the QRNN: the first layer has window 2, the second
 # window 1; h per layer for minGRU and minLSTM); the Transformer's filled slots (1,), then each layer's keys and
-# values of the last context - 1 = 9 tokens, (9, 12 wide).
+# values of the last context - 1 = 9 tokens, (9, 12 wide); the window's last context - 1 = 4 inputs (4, 12 wide).
 STATE_SHAPES = {"qrnn": [(1, 16), (1, 12), (1, 16)], "mogrifier": [(1, 16)] * 4, "mingru": [(1, 16)] * 2,
-                "minlstm": [(1, 16)] * 2, "transformer": [(1,), *[(9, 12)] * 4]}  # fmt: skip
+                "minlstm": [(1, 16)] * 2, "transformer": [(1,), *[(9, 12)] * 4], "window": [(4, 12)]}  # fmt: skip
 # The stream runs: four epochs at a higher rate than Adam's default, so greedy and beam write sentences, not <eos>.
 STREAM_RUN = (*STREAM, "optim.lr=0.01", "trainer.max_epochs=4")
 WINDOWS_PER_EPOCH = 17  # stream windows of 6 tokens in 16 columns of the tiny training split
@@ -213,10 +213,12 @@ def test_bf16_mixed_trains_to_fp32s_perplexity_with_the_recurrence_in_fp32(cell,
                 start += parts
                 h, _ = layer(h, None)
                 outputs += [h, layer(h[:, -1:], own)[0]]
-    if cell not in ("mogrifier", "transformer"):  # the scan's cells: every output and state in fp32 under autocast
+    if cell not in ("mogrifier", "transformer", "window"):  # the scan's cells: every output and state in fp32
         assert [t.dtype for t in (out, *outputs, *state)] == [torch.float32] * (1 + len(outputs) + len(state))
     if cell == "transformer":  # its output through the final layer norm (fp32), its keys and values in bf16
         assert out.dtype == torch.float32 and {s.dtype for s in state[1:]} == {torch.bfloat16}
+    if cell == "window":  # its output from the tanh layer (bf16), its state the embeddings as they came (fp32)
+        assert out.dtype == torch.bfloat16 and state.dtype == torch.float32
     torch.testing.assert_close(out.float(), out32, rtol=0.02, atol=0.02 * out32.abs().max().item())
     for s, s32 in zip(state, state32):
         torch.testing.assert_close(s.float(), s32.float(), rtol=0.02, atol=0.02 * s32.abs().max().item())

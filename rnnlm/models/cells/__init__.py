@@ -21,6 +21,7 @@ REGISTRY: dict[str, Any] = {
     "mingru": "rnnlm.models.cells.minimal:MinGRU",
     "minlstm": "rnnlm.models.cells.minimal:MinLSTM",
     "transformer": "rnnlm.models.cells.transformer:Transformer",
+    "window": "rnnlm.models.cells.window:Window",
 }
 
 
