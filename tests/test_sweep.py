@@ -129,3 +129,63 @@ def test_report_lists_a_run_without_results_as_failed(tmp_path):
 def test_report_on_a_folder_without_runs_says_so(make, tmp_path):
     with pytest.raises(UserError, match="multirun folder"):
         load_runs(make(tmp_path))
+
+
+def fake_job(folder, overrides: list[str], results: dict | None, mode: str | None = None) -> None:
+    (folder / ".hydra").mkdir(parents=True)
+    (folder / ".hydra" / "overrides.yaml").write_text("".join(f"- {o}\n" for o in overrides))
+    if mode:
+        (folder / ".hydra" / "config.yaml").write_text(f"data:\n  mode: {mode}\n")
+    if results is not None:
+        (folder / "results.json").write_text(json.dumps(results))
+
+
+def test_baselines_join_the_table_and_the_plots_as_lines(tmp_path, capsys):
+    """The lectures' progression: a sweep of cells and, beside it, a KN5 run folder and a multirun of n-grams."""
+    sweep = tmp_path / "sweep"
+    history = [{"epoch": 0, "time_s": 60.0, "val/ppl": 200.0}, {"epoch": 1, "time_s": 120.0, "val/ppl": 150.0}]
+    for name, cell, ppl in (("0", "window", 150.0), ("1", "lstm", 120.0)):
+        results = {
+            "cell": cell,
+            "num_params": 10**6,
+            "metrics": {"val/ppl": ppl, "test/ppl": ppl - 5},
+            "history": history,
+        }
+        fake_job(sweep / name, [f"model={cell}", "data.mode=sentences"], results, mode="sentences")
+    kn5 = {"cell": "kn5", "level": "sentence", "metrics": {"val/ppl": 148.0, "test/ppl": 141.2}}
+    fake_job(tmp_path / "kn5", ["order=5"], kn5)
+    for i, order in enumerate((2, 3)):
+        fake_job(tmp_path / "orders" / str(i), [f"order={order}"],
+                 {"cell": f"kn{order}", "level": "sentence", "metrics": {"val/ppl": 200.0 - order}})  # fmt: skip
+
+    assert main([str(sweep), "--baseline", str(tmp_path / "kn5"), "--baseline", str(tmp_path / "orders")]) == 0
+    text = capsys.readouterr().out
+    assert "2 runs and 3 baselines, sorted by val/ppl" in text
+    with open(sweep / "report.csv") as f:
+        table = [(r["run"], r["cell"], r["level"], r["overrides"], r["best val/ppl"]) for r in csv.DictReader(f)]
+    assert table == [
+        ("1", "lstm", "sentence", "model=lstm", "120.0"), ("baseline kn5", "kn5", "sentence", "order=5", "148.0"),
+        ("0", "window", "sentence", "model=window", "150.0"),
+        ("baseline orders/1", "kn3", "sentence", "order=3", "197.0"),
+        ("baseline orders/0", "kn2", "sentence", "order=2", "198.0"),
+    ]  # fmt: skip
+
+    import matplotlib.pyplot as plt
+
+    from rnnlm.sweeps.report import load_baselines
+    from rnnlm.sweeps.report_plots import _baseline_lines
+
+    fig, ax = plt.subplots()
+    assert _baseline_lines(ax, load_baselines([tmp_path / "kn5", tmp_path / "orders"]), "test/ppl") == 1
+    (line,) = ax.lines
+    assert list(line.get_ydata()) == [141.2, 141.2] and line.get_label() == "kn5 (sentence-level) 141.2"
+    plt.close(fig)
+
+
+def test_a_baseline_without_results_is_refused_in_one_sentence(tmp_path):
+    fake_job(tmp_path / "sweep" / "0", ["model=lstm"], {"cell": "lstm", "metrics": {"val/ppl": 1.0}})
+    assert main([str(tmp_path / "sweep"), "--baseline", str(tmp_path / "nothing")]) == 2
+    with pytest.raises(UserError, match=r"^--baseline .*nothing holds no results.json; pass the run folder that"):
+        from rnnlm.sweeps.report import load_baselines
+
+        load_baselines([tmp_path / "nothing"])

@@ -27,6 +27,7 @@ def write_results(path: Path, cfg: DictConfig, history: list[dict], metrics: dic
         "cell": cfg.model.cell,
         "hidden_size": plain(cfg.model.hidden_size),  # an int, or a list of one size per layer
         "num_layers": cfg.model.get("num_layers"),
+        "level": "stream" if cfg.data.get("mode") == "stream" else "sentence",  # how its perplexities were read
         "metrics": metrics,
         "epochs": len(history),
         "tokens_per_sec": sum(speeds) / len(speeds) if speeds else None,

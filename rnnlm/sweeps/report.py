@@ -1,12 +1,16 @@
-"""Sweep report: `python -m rnnlm.report outputs/train/multiruns/<time>`.
+"""Sweep report: `python -m rnnlm.report outputs/train/multiruns/<time> [--baseline RUN_DIR ...]`.
 
 Reads every job folder of a Hydra multirun (its `.hydra/overrides.yaml` and the `results.json` that
 train.py writes at the end) and writes, next to them:
-  report.md / report.csv   one row per run: overrides, parameters, best val ppl, test ppl, epochs,
-                           tokens/s, wall time; sorted by the metric; runs without results listed last
+  report.md / report.csv   one row per run: overrides, cell, level (sentence- or stream-level perplexity),
+                           parameters, best val ppl, test ppl, epochs, tokens/s, wall time; sorted by the
+                           metric; runs without results listed last
   val_ppl.png              validation perplexity per epoch, every run on one plot, coloured by cell
   ppl_vs_time.png          validation perplexity against training time (each epoch's end), the same runs
   ppl_vs_params.png        best metric against parameter count
+
+A baseline (`--baseline`, repeatable: a run folder with results.json, such as `python -m rnnlm.ngram`'s, or a
+multirun folder of them) joins the table as a row named `baseline ...` and the plots as a horizontal line.
 """
 
 from __future__ import annotations
@@ -24,13 +28,9 @@ import yaml
 
 from rnnlm.errors import UserError
 from rnnlm.files import atomic_open
+from rnnlm.sweeps.report_plots import plot
 
-CELL_COLOURS = {
-    "rnn": "tab:blue", "gru": "tab:orange", "lstm": "tab:green", "vanilla": "tab:red",
-    "qrnn": "tab:purple", "mogrifier": "tab:brown", "mingru": "tab:pink", "minlstm": "tab:olive",
-    "transformer": "tab:cyan",
-}  # fmt: skip
-COLUMNS = ["run", "overrides", "cell", "params", "best val/ppl", "test/ppl", "epochs", "tokens/s", "wall time"]
+COLUMNS = ["run", "overrides", "cell", "level", "params", "best val/ppl", "test/ppl", "epochs", "tokens/s", "wall time"]
 
 
 @dataclass
@@ -39,6 +39,8 @@ class Run:
     overrides: list[str]
     results: dict | None = None  # None: the run failed or has not finished
     history: list[dict] = field(default_factory=list)
+    level: str = ""  # sentence or stream: how its perplexities were read
+    baseline: bool = False
 
     def metric(self, name: str) -> float | None:
         value = (self.results or {}).get("metrics", {}).get(name)
@@ -49,24 +51,50 @@ class Run:
         return str((self.results or {}).get("cell", "?"))
 
 
+def load_run(job: Path, name: str) -> Run:
+    """One job folder: its overrides, results.json and the level of its perplexities (results.json says; for a
+    train.py run that predates it, the data.mode of its composed config)."""
+    hydra_dir = job / ".hydra"
+    overrides_file = hydra_dir / "overrides.yaml"
+    overrides = yaml.safe_load(overrides_file.read_text()) if overrides_file.is_file() else []
+    results_file = job / "results.json"
+    results = json.loads(results_file.read_text()) if results_file.is_file() else None
+    level = (results or {}).get("level", "")
+    if results and not level and (hydra_dir / "config.yaml").is_file():
+        data = (yaml.safe_load((hydra_dir / "config.yaml").read_text()) or {}).get("data") or {}
+        level = "stream" if data.get("mode") == "stream" else "sentence"
+    return Run(name, list(overrides or []), results, (results or {}).get("history", []), level)
+
+
 def load_runs(sweep_dir: Path) -> list[Run]:
     if not sweep_dir.is_dir():
         raise UserError(f"{sweep_dir} is not a folder; pass the multirun folder that `python train.py -m ...` printed.")
-    runs = []
-    for hydra_dir in sorted(sweep_dir.rglob(".hydra")):
-        job = hydra_dir.parent
-        overrides_file = hydra_dir / "overrides.yaml"
-        overrides = yaml.safe_load(overrides_file.read_text()) if overrides_file.is_file() else []
-        results_file = job / "results.json"
-        results = json.loads(results_file.read_text()) if results_file.is_file() else None
-        history = (results or {}).get("history", [])
-        runs.append(Run(str(job.relative_to(sweep_dir)), list(overrides or []), results, history))
+    runs = [load_run(d.parent, str(d.parent.relative_to(sweep_dir))) for d in sorted(sweep_dir.rglob(".hydra"))]
     if not runs:
         raise UserError(
             f"no runs found in {sweep_dir}; pass a multirun folder (its job folders hold .hydra/), "
             "e.g. outputs/train/multiruns/<time>."
         )
     return runs
+
+
+def load_baselines(folders: list[Path]) -> list[Run]:
+    """Each --baseline: a run folder with results.json (one baseline), or a multirun folder (each finished job)."""
+    baselines = []
+    for folder in folders:
+        if (folder / "results.json").is_file():
+            found = [load_run(folder, folder.name)]
+        elif folder.is_dir() and any(folder.rglob("results.json")):
+            found = [run for run in load_runs(folder) if run.results]
+            for run in found:
+                run.name = f"{folder.name}/{run.name}"
+        else:
+            raise UserError(f"--baseline {folder} holds no results.json; pass the run folder that `python -m "
+                            "rnnlm.ngram` (or train.py) printed, or a multirun folder of such runs.")  # fmt: skip
+        for run in found:
+            run.name, run.baseline = f"baseline {run.name}", True
+        baselines += found
+    return baselines
 
 
 def sort_runs(runs: list[Run], metric: str, mode: str = "min") -> list[Run]:
@@ -99,6 +127,7 @@ def rows(runs: list[Run], own: list[list[str]]) -> list[dict]:
             "run": run.name,
             "overrides": " ".join(overrides),
             "cell": run.cell if run.results else "failed / unfinished",
+            "level": run.level,
             "params": r.get("num_params"),
             "best val/ppl": run.metric("val/ppl"),
             "test/ppl": run.metric("test/ppl"),
@@ -125,8 +154,11 @@ def _cell_text(column: str, value) -> str:
     return str(value).replace("|", "\\|")
 
 
-def markdown(table: list[dict], shared: list[str], metric: str) -> str:
-    lines = [f"{len(table)} runs, sorted by {metric}."]
+def markdown(table: list[dict], shared: list[str], metric: str, baselines: int = 0) -> str:
+    runs = len(table) - baselines
+    beside = f" and {baselines} baseline{'s' * (baselines > 1)}" if baselines else ""
+    lines = [f"{runs} runs{beside}, sorted by {metric}; level: the perplexity is sentence-level (each sentence read "
+             "from its start) or stream-level (the state carried across sentences)."]  # fmt: skip
     if shared:
         lines.append(f"Every run: `{' '.join(shared)}`.")
     lines += ["", "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
@@ -139,84 +171,25 @@ def _write(path: Path, data: str | bytes) -> None:
         f.write(data.encode() if isinstance(data, str) else data)
 
 
-def plot(runs: list[Run], metric: str, out_dir: Path) -> list[Path]:
-    import matplotlib
-
-    matplotlib.use("Agg")  # files only: no display needed, none opened
-    import matplotlib.pyplot as plt
-    from matplotlib.ticker import MaxNLocator
-
-    done = [r for r in runs if r.results]
-    written = []
-
-    for x, xlabel, name in (
-        ("epoch", "epoch", "val_ppl.png"),
-        ("time_s", "training time (minutes)", "ppl_vs_time.png"),
-    ):
-        fig, ax = plt.subplots(figsize=(8, 5))
-        seen = set()
-        for run in done:
-            scale = 60 if x == "time_s" else 1
-            points = [(h[x] / scale, h["val/ppl"]) for h in run.history if "val/ppl" in h and x in h]
-            if not points:
-                continue
-            label = run.cell if run.cell not in seen else None
-            seen.add(run.cell)
-            xs, ys = zip(*points)
-            ax.plot(xs, ys, marker="o", color=CELL_COLOURS.get(run.cell, "tab:gray"), alpha=0.8, label=label)
-            ax.annotate(run.name, (xs[-1], ys[-1]), fontsize=7, xytext=(3, 0), textcoords="offset points")
-        title = "Validation perplexity per epoch" if x == "epoch" else "Validation perplexity against training time"
-        ax.set(xlabel=xlabel, ylabel="validation perplexity", title=title)
-        if x == "epoch":
-            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.grid(alpha=0.3)
-        if seen:
-            ax.legend(title="cell")
-        written.append(_save(fig, out_dir / name))
-
-    fig, ax = plt.subplots(figsize=(8, 5))
-    seen = set()
-    for run in done:
-        value = run.metric(metric)
-        if value is None or not run.results.get("num_params"):
-            continue
-        label = run.cell if run.cell not in seen else None
-        seen.add(run.cell)
-        ax.scatter(run.results["num_params"], value, color=CELL_COLOURS.get(run.cell, "tab:gray"), label=label)
-        ax.annotate(run.name, (run.results["num_params"], value), fontsize=7, xytext=(3, 3), textcoords="offset points")
-    ax.set(xlabel="parameters", ylabel=metric, title=f"{metric} against model size")
-    ax.set_xscale("log")
-    ax.grid(alpha=0.3)
-    if seen:
-        ax.legend(title="cell")
-    written.append(_save(fig, out_dir / "ppl_vs_params.png"))
-    plt.close("all")
-    return written
-
-
-def _save(fig, path: Path) -> Path:
-    buf = io.BytesIO()
-    fig.tight_layout()
-    fig.savefig(buf, format="png", dpi=120)
-    _write(path, buf.getvalue())
-    return path
-
-
-def report(sweep_dir: Path, metric: str = "val/ppl", mode: str = "min", out_dir: Path | None = None) -> str:
-    """Write the table and plots for one sweep; return the markdown table."""
-    runs = sort_runs(load_runs(sweep_dir), metric, mode)
+def report(sweep_dir: Path, metric: str = "val/ppl", mode: str = "min", out_dir: Path | None = None,
+           baselines: list[Path] | None = None) -> str:  # fmt: skip
+    """Write the table and plots for one sweep (and its baselines); return the markdown table."""
+    runs = load_runs(sweep_dir)
+    lines = load_baselines(baselines or [])
     out_dir = out_dir or sweep_dir
     out_dir.mkdir(parents=True, exist_ok=True)
     shared, own = _varying(runs)
-    table = rows(runs, own)
-    text = markdown(table, shared, metric)
+    every = sort_runs(runs + lines, metric, mode)
+    own_of = {id(r): o for r, o in zip(runs, own)} | {id(b): b.overrides for b in lines}
+    table = rows(every, [own_of[id(r)] for r in every])
+    text = markdown(table, shared, metric, len(lines))
     _write(out_dir / "report.md", f"# Sweep report: {sweep_dir}\n\n" + text)
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=COLUMNS)
     writer.writeheader()
     writer.writerows(table)
     _write(out_dir / "report.csv", buf.getvalue())
-    plot(runs, metric, out_dir)
+    plot(sort_runs(runs, metric, mode), lines, metric, out_dir)
     return text
 
 
@@ -226,9 +199,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--metric", default="val/ppl", help="sort by this metric (default: val/ppl)")
     parser.add_argument("--mode", choices=("min", "max"), default="min", help="min: lower is better (default)")
     parser.add_argument("--out", type=Path, default=None, help="where to write (default: the sweep folder)")
+    parser.add_argument("--baseline", type=Path, action="append", default=[], metavar="RUN_DIR",
+                        help="a run folder with results.json (python -m rnnlm.ngram's), or a multirun folder of "
+                        "them, shown in the table and as a line in the plots; repeatable")  # fmt: skip
     args = parser.parse_args(argv)
     try:
-        text = report(args.sweep_dir, args.metric, args.mode, args.out)
+        text = report(args.sweep_dir, args.metric, args.mode, args.out, args.baseline)
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
