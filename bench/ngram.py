@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
                 continue
             seen.add(tuple(cutoffs))
             started = time.perf_counter()
-            model = KneserNey(order, datamodule.vocab_size, ids["sos"], ids["eos"], [ids["pad"], ids["sos"]], cutoffs)
+            model = KneserNey(order, datamodule.vocab_size, ids["sos"], [ids["pad"], ids["sos"]], cutoffs)
             model.fit(texts["train"])
             fitted = time.perf_counter()
             ppl = {s: math.exp(-model.log_probs(texts[s]).mean()) for s in ("val", "test")}

@@ -112,8 +112,9 @@ def run_process(command: DocCommand, m, cwd: Path, tmp_path: Path) -> None:
     else:
         args += [f"hydra.run.dir={tmp_path / 'run'}"]
     env = {**os.environ, **command.env, "PYTHONUNBUFFERED": "1", "WANDB_MODE": "offline"}
-    proc = subprocess.run([sys.executable, str(ROOT / script), *args], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=900)  # fmt: skip
+    program = script.split() if script.startswith("-m") else [str(ROOT / script)]  # a module: python -m rnnlm.ngram
+    proc = subprocess.run([sys.executable, *program, *args], cwd=cwd, env=env, capture_output=True, text=True,
+                          timeout=900)  # fmt: skip
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "Traceback" not in proc.stderr
 

@@ -56,7 +56,7 @@ def zipf_corpus(tmp_path_factory) -> dict[str, Path]:
 
 
 def fitted(order: int, cutoffs: list[int]) -> KneserNey:
-    model = KneserNey(order, VOCAB, SOS, EOS, [PAD, SOS], cutoffs)
+    model = KneserNey(order, VOCAB, SOS, [PAD, SOS], cutoffs)
     return model.fit(Text.of(EncodedSplit.from_ids(TRAIN), SOS, EOS))
 
 

@@ -108,7 +108,8 @@ def localize(command: str, m: Materials, sweep_dir: Path | None = None) -> tuple
              "outputs/train/multiruns/<date_time>": sweep_dir, "/data/corpus": m.path("data") / "corpus",
              "/data/wikitext-2": m.path("data") / "wikitext-2", "/data/wikitext-103": m.path("data") / "wikitext-103",
              "/data/my_corpus": m.path("data") / "my_corpus", "/data/reviews": m.path("data") / "reviews",
-             "outputs/train/<run>/checkpoints/<best>.ckpt": m.ckpt}  # fmt: skip
+             "outputs/train/<run>/checkpoints/<best>.ckpt": m.ckpt,
+             "outputs/ngram/runs/<date_time>": m.path("ngram_run")}  # fmt: skip
     for name in ("a.txt", "book.txt", "reviews.parquet", "prompts.txt", "sentences.txt", "samples.jsonl", "many.jsonl"):
         names[name] = m.path(name)
     out = []
@@ -222,6 +223,9 @@ def test_readme_command_as_a_real_process(command, materials, workdir, tmp_path)
     if command.startswith("python -m rnnlm.report"):  # a sweep to report on first
         sweep = [*tiny_overrides(materials.corpus), "model=rnn,gru", "trainer.max_epochs=1"]
         run_train("-m", *sweep, f"hydra.sweep.dir={sweep_dir}", cwd=workdir)
+    if "outputs/ngram/runs/<date_time>" in command:  # and the n-gram baseline it names (KN5 on PTB, seconds)
+        ngram = [sys.executable, "-m", "rnnlm.ngram", f"hydra.run.dir={materials.path('ngram_run')}"]
+        subprocess.run(ngram, cwd=workdir, capture_output=True, text=True, timeout=300, check=True)
     script, args = localize(command, materials, sweep_dir)
     if " -m " in f" {command} " and script == "train.py":
         args = [a for a in args if not a.startswith("hydra.run.dir")] + [f"hydra.sweep.dir={sweep_dir}"]

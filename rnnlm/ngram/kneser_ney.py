@@ -48,11 +48,11 @@ class Level:
 
 
 class KneserNey:
-    def __init__(self, order: int, vocab_size: int, sos: int, eos: int, never: list[int], cutoffs: list[int],
+    def __init__(self, order: int, vocab_size: int, sos: int, never: list[int], cutoffs: list[int],
                  fallback: list[float] | None = None) -> None:  # fmt: skip
         """`never`: the ids never predicted (<pad>, <s>); `cutoffs`: the least count kept, per order; `fallback`:
         the discounts D1, D2, D3+ of an order whose counts of counts give none (KenLM's --discount_fallback)."""
-        self.order, self.vocab_size, self.sos, self.eos = order, vocab_size, sos, eos
+        self.order, self.vocab_size, self.sos = order, vocab_size, sos
         self.cutoffs, self.fallback = list(cutoffs), fallback
         self.predicted = np.ones(vocab_size, dtype=bool)
         self.predicted[never] = False

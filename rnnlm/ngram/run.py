@@ -70,7 +70,7 @@ def run(cfg: DictConfig) -> dict[str, float]:
                         f"(with <s> and </s>: {longest + 2}): use order={longest + 2} or more text.")  # fmt: skip
     ids = special_ids(datamodule.tokenizer)
     never = [ids["pad"], ids["sos"]]
-    model = KneserNey(order, datamodule.vocab_size, ids["sos"], ids["eos"], never, cutoffs, fallback)
+    model = KneserNey(order, datamodule.vocab_size, ids["sos"], never, cutoffs, fallback)
     model.fit(Text.of(train, ids["sos"], ids["eos"]))
     fitted = time.perf_counter() - started
     for k, level in enumerate(model.levels, start=1):

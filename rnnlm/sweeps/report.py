@@ -40,7 +40,6 @@ class Run:
     results: dict | None = None  # None: the run failed or has not finished
     history: list[dict] = field(default_factory=list)
     level: str = ""  # sentence or stream: how its perplexities were read
-    baseline: bool = False
 
     def metric(self, name: str) -> float | None:
         value = (self.results or {}).get("metrics", {}).get(name)
@@ -92,7 +91,7 @@ def load_baselines(folders: list[Path]) -> list[Run]:
             raise UserError(f"--baseline {folder} holds no results.json; pass the run folder that `python -m "
                             "rnnlm.ngram` (or train.py) printed, or a multirun folder of such runs.")  # fmt: skip
         for run in found:
-            run.name, run.baseline = f"baseline {run.name}", True
+            run.name = f"baseline {run.name}"
         baselines += found
     return baselines
 
