@@ -6,6 +6,7 @@ corpus as tokenizer.json) so that a checkpoint alone is enough to generate or sc
 
 from __future__ import annotations
 
+import json
 import sys
 from collections import Counter
 from collections.abc import Iterable
@@ -128,6 +129,14 @@ def tokenizer_from_json(text: str) -> Tokenizer:
 
 def special_ids(tok: Tokenizer) -> dict[str, int]:
     return {name: tok.token_to_id(s) for name, s in zip(("pad", "unk", "sos", "eos"), SPECIALS)}
+
+
+def kind_of(tok: Tokenizer) -> str:
+    """word, char or bpe: what built `tok` (_pipeline), read from its pre-tokenizer."""
+    pre = json.loads(tok.to_str()).get("pre_tokenizer") or {}
+    if pre.get("type") == "Split" and pre.get("pattern") == {"Regex": "."}:
+        return "char"
+    return "bpe" if pre.get("type") == "Metaspace" else "word"
 
 
 def sentence_start(data_mode: str) -> str:

@@ -42,5 +42,6 @@ def summary_line(metrics: dict[str, float], checkpoint: str | None, val_label: s
     parts = [f"{val_label} {metrics['val/ppl']:.2f}"] if "val/ppl" in metrics else []
     if "test/ppl" in metrics:
         parts.append(f"test/ppl {metrics['test/ppl']:.2f}")
+    parts += [f"{k} {metrics[k]:.3f}" for k in ("val/bpc", "test/bpc") if k in metrics]  # character tokenizers
     parts.append(f"checkpoint {checkpoint or '(none saved)'}")
     return " | ".join(parts)

@@ -9,6 +9,7 @@ time, stuck or not.
 from __future__ import annotations
 
 import logging
+import math
 import sys
 import time
 from pathlib import Path
@@ -64,6 +65,8 @@ def _train(cfg: DictConfig, guard: StopGuard) -> dict[str, float]:
             best_path = ckpt.best_model_path if ckpt is not None else ""
             if ckpt is not None and ckpt.best_model_score is not None:
                 metrics["val/ppl"] = float(ckpt.best_model_score)  # the best epoch's, not the last one's
+                if "val/bpc" in metrics:  # and its bits per character (a character tokenizer's run)
+                    metrics["val/bpc"] = math.log2(metrics["val/ppl"])
             if cfg.get("test"):
                 results = trainer.test(module, datamodule=datamodule, ckpt_path=best_path or None, verbose=False)
                 metrics.update({k: float(v) for k, v in results[0].items()})

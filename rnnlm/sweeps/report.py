@@ -31,6 +31,7 @@ from rnnlm.files import atomic_open
 from rnnlm.sweeps.report_plots import plot
 
 COLUMNS = ["run", "overrides", "cell", "level", "params", "best val/ppl", "test/ppl", "epochs", "tokens/s", "wall time"]
+BPC = ["best val/bpc", "test/bpc"]  # after test/ppl, where a run has them (character tokenizers)
 
 
 @dataclass
@@ -130,6 +131,8 @@ def rows(runs: list[Run], own: list[list[str]]) -> list[dict]:
             "params": r.get("num_params"),
             "best val/ppl": run.metric("val/ppl"),
             "test/ppl": run.metric("test/ppl"),
+            "best val/bpc": run.metric("val/bpc"),
+            "test/bpc": run.metric("test/bpc"),
             "epochs": r.get("epochs"),
             "tokens/s": r.get("tokens_per_sec"),
             "wall time": r.get("wall_time_s"),
@@ -146,11 +149,21 @@ def _cell_text(column: str, value) -> str:
         return f"{hours}h{minutes:02d}m{secs:02d}s" if hours else f"{minutes}m{secs:02d}s"
     if column in ("params", "epochs"):
         return f"{int(value):,}"
+    if column in BPC:
+        return f"{value:.3f}"
     if column == "tokens/s":
         return f"{value:,.0f}"
     if isinstance(value, float):
         return f"{value:.2f}"
     return str(value).replace("|", "\\|")
+
+
+def columns(table: list[dict]) -> list[str]:
+    """The table's columns: bits per character beside perplexity when some run has them."""
+    if not any(row[c] is not None for row in table for c in BPC):
+        return COLUMNS
+    at = COLUMNS.index("test/ppl") + 1
+    return COLUMNS[:at] + BPC + COLUMNS[at:]
 
 
 def markdown(table: list[dict], shared: list[str], metric: str, baselines: int = 0) -> str:
@@ -160,8 +173,9 @@ def markdown(table: list[dict], shared: list[str], metric: str, baselines: int =
              "from its start) or stream-level (the state carried across sentences)."]  # fmt: skip
     if shared:
         lines.append(f"Every run: `{' '.join(shared)}`.")
-    lines += ["", "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-    lines += ["| " + " | ".join(_cell_text(c, row[c]) for c in COLUMNS) + " |" for row in table]
+    shown = columns(table)
+    lines += ["", "| " + " | ".join(shown) + " |", "|" + "---|" * len(shown)]
+    lines += ["| " + " | ".join(_cell_text(c, row[c]) for c in shown) + " |" for row in table]
     return "\n".join(lines) + "\n"
 
 
@@ -184,7 +198,7 @@ def report(sweep_dir: Path, metric: str = "val/ppl", mode: str = "min", out_dir:
     text = markdown(table, shared, metric, len(lines))
     _write(out_dir / "report.md", f"# Sweep report: {sweep_dir}\n\n" + text)
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=COLUMNS)
+    writer = csv.DictWriter(buf, fieldnames=columns(table), extrasaction="ignore")
     writer.writeheader()
     writer.writerows(table)
     _write(out_dir / "report.csv", buf.getvalue())

@@ -12,6 +12,7 @@ checkpoint alone rebuilds the model: LanguageModel.load_from_checkpoint(path).
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import lightning as L
@@ -21,7 +22,7 @@ from hydra.utils import instantiate
 from rnnlm import checks
 from rnnlm.data.batch import Batch
 from rnnlm.data.sources import SPLITS
-from rnnlm.data.tokenizer import special_ids, tokenizer_from_json
+from rnnlm.data.tokenizer import kind_of, special_ids, tokenizer_from_json
 from rnnlm.models.rnn_lm import RNNLanguageModel
 from rnnlm.training.averaging import WeightAverage
 from rnnlm.training.callbacks.averaging import WeightAveraging
@@ -60,6 +61,8 @@ class LanguageModel(L.LightningModule):
         self.tokenizer = tokenizer_from_json(tokenizer_json)
         self.ids = special_ids(self.tokenizer)
         self.pad = self.ids["pad"]
+        # Characters are also measured in bits per character, as the character-level literature reports them.
+        self.per_character = kind_of(self.tokenizer) == "char"
         self.net = RNNLanguageModel(vocab_size=self.tokenizer.get_vocab_size(), **model)
         for split in SPLITS:  # train_nll, val_nll, test_nll
             setattr(self, f"{split}_nll", CorpusNLL())
@@ -111,7 +114,10 @@ class LanguageModel(L.LightningModule):
         metric = getattr(self, f"{split}_nll")
         nll = metric.compute()  # syncs the sums across DDP ranks
         metric.reset()
-        self.log_dict({f"{split}/loss": nll.float(), f"{split}/ppl": nll.exp().float()}, prog_bar=split != "train")
+        logged = {f"{split}/loss": nll.float(), f"{split}/ppl": nll.exp().float()}
+        if self.per_character:
+            logged[f"{split}/bpc"] = (nll / math.log(2)).float()
+        self.log_dict(logged, prog_bar=split != "train")
 
     def on_train_start(self) -> None:
         # total_steps null: the run's length, known once its data is set up (asking earlier sets the data up

@@ -9,7 +9,7 @@ from typing import Any
 import lightning as L
 
 log = logging.getLogger("rnnlm")
-KEYS = ("train/ppl", "val/ppl", "train/tokens_per_sec")
+KEYS = ("train/ppl", "val/ppl", "train/bpc", "val/bpc", "train/tokens_per_sec")  # bpc: character tokenizers
 
 
 class EpochSummary(L.Callback):
@@ -40,6 +40,7 @@ class EpochSummary(L.Callback):
         if trainer.is_global_zero:
             parts = [f"epoch {entry['epoch']}"]
             parts += [f"{k} {entry[k]:.2f}" for k in ("train/ppl", "val/ppl") if k in entry]
+            parts += [f"{k} {entry[k]:.3f}" for k in ("val/bpc",) if k in entry]
             if "train/tokens_per_sec" in entry:
                 parts.append(f"{entry['train/tokens_per_sec']:.0f} tokens/s")
             log.info(" | ".join(parts))
