@@ -134,6 +134,14 @@ def test_the_run_writes_the_sentence_level_perplexities_and_results(zipf_corpus,
     )
 
 
+def test_a_character_n_gram_reports_bits_per_character(tiny_corpus, tmp_path, capsys):
+    chars = ["tokenizer=char", "order=4", "fallback_discounts=[0.5,1.0,1.5]"]  # few characters: some orders need it
+    cfg = compose_config(*tiny_overrides(tiny_corpus)[1:], *chars, run_dir=tmp_path, config="ngram")
+    metrics = run(cfg)
+    assert metrics["test/bpc"] == pytest.approx(math.log2(metrics["test/ppl"]))
+    assert f"| test/bpc {metrics['test/bpc']:.3f} |" in capsys.readouterr().out
+
+
 def test_fallback_discounts_let_a_small_corpus_take_a_high_order(tiny_corpus, tmp_path, caplog):
     cfg = compose_config(*tiny_overrides(tiny_corpus)[1:], "order=9", "fallback_discounts=[0.5,1.0,1.5]",
                          run_dir=tmp_path, config="ngram")  # fmt: skip

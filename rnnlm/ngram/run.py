@@ -19,7 +19,7 @@ from omegaconf import DictConfig
 
 from rnnlm import checks
 from rnnlm.cli import plain
-from rnnlm.data.tokenizer import special_ids
+from rnnlm.data.tokenizer import kind_of, special_ids
 from rnnlm.errors import UserError
 from rnnlm.files import atomic_open
 from rnnlm.ngram.grams import Text
@@ -70,9 +70,11 @@ def run(cfg: DictConfig) -> dict[str, float]:
                         f"(with <s> and </s>: {longest + 2}): use order={longest + 2} or more text.")  # fmt: skip
     ids = special_ids(datamodule.tokenizer)
     never = [ids["pad"], ids["sos"]]
+    per_character = kind_of(datamodule.tokenizer) == "char"
     model = KneserNey(order, datamodule.vocab_size, ids["sos"], never, cutoffs, fallback)
+    fitting = time.perf_counter()
     model.fit(Text.of(train, ids["sos"], ids["eos"]))
-    fitted = time.perf_counter() - started
+    fitted = time.perf_counter() - fitting
     for k, level in enumerate(model.levels, start=1):
         log.info("%ss: %s distinct, %s kept; discounts %.3f %.3f %.3f", gram(k), f"{level.seen:,}",
                  f"{level.kept:,}", *level.discounts)  # fmt: skip
@@ -82,6 +84,8 @@ def run(cfg: DictConfig) -> dict[str, float]:
         nll = -float(logp.sum())
         metrics.update({f"{split}/ppl": math.exp(nll / len(logp)), f"{split}/loss": nll / len(logp),
                         f"{split}/tokens": float(len(logp))})  # fmt: skip
+        if per_character:  # as a character model's run logs it (docs/DATA.md)
+            metrics[f"{split}/bpc"] = nll / len(logp) / math.log(2)
     name = f"kn{order}"
     results = {
         "overrides": overrides(), "cell": name, "kind": "ngram", "level": "sentence",
@@ -94,5 +98,6 @@ def run(cfg: DictConfig) -> dict[str, float]:
     with atomic_open(folder / "results.json") as f:
         f.write(json.dumps(results, indent=2) + "\n")
     numbers = " | ".join(f"{k} {v:.2f}" for k, v in metrics.items() if k.endswith("/ppl"))
+    numbers += "".join(f" | {k} {v:.3f}" for k, v in metrics.items() if k.endswith("/bpc"))
     print(f"{name.upper()} (sentence-level) {numbers} | {folder}", flush=True)
     return metrics
