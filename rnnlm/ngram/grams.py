@@ -59,9 +59,6 @@ class Order:
         """The number of each k-gram's first k - 1 words, as a (k-1)-gram."""
         return self.keys // vocab_size
 
-    def word(self, vocab_size: int) -> np.ndarray:
-        return self.keys % vocab_size
-
 
 def count(text: Text, order: int, vocab_size: int) -> tuple[list[Order], np.ndarray]:
     """Orders 2..`order` of `text` (index k - 2 holds order k) and the unigram counts (vocabulary-sized: order 1
